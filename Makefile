@@ -1,0 +1,37 @@
+# Everyday commands. `make test` is what CI runs (.ci/run); `make setup` prepares ./venv, which is also the
+# virtualenv Pulumi.yaml names, so `pulumi` and the tests share one environment.
+VENV ?= venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STACK ?= kind-dev
+
+.PHONY: setup test-tools test lint bench up preview
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(BIN)/.installed
+
+# The real dnsmasq, OpenSSH server, dig and shellcheck the tests drive (Debian/Ubuntu packages).
+test-tools:
+	bash scripts/install-test-tools.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m bench.program_bench
+
+preview: setup
+	pulumi preview --stack $(STACK)
+
+up: setup
+	pulumi stack select --create $(STACK)
+	pulumi up --stack $(STACK)

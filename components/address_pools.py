@@ -1,0 +1,87 @@
+"""A stack's MetalLB address pools and the L2 advertisements that announce them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stack_config import AdvertisementConfig, PoolConfig
+
+API_VERSION = "metallb.io/v1beta1"
+
+
+@dataclass(frozen=True)
+class L2AddressPoolsArgs:
+    namespace: pulumi.Input[str]
+    pools: Sequence[PoolConfig]
+    advertisements: Sequence[AdvertisementConfig]
+    # MetalLB's webhook rejects, and pulumi-kubernetes never retries, objects created before it serves.
+    webhook_ready: pulumi.Resource
+
+
+def pool_spec(pool: PoolConfig) -> dict[str, Any]:
+    spec: dict[str, Any] = {"addresses": [block.text for block in pool.addresses]}
+    if pool.auto_assign is not None:
+        spec["autoAssign"] = pool.auto_assign
+    if pool.avoid_buggy_ips is not None:
+        spec["avoidBuggyIPs"] = pool.avoid_buggy_ips
+    return spec
+
+
+def advertisement_spec(advertisement: AdvertisementConfig) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ipAddressPools": list(advertisement.pools)}
+    if advertisement.interfaces:
+        spec["interfaces"] = list(advertisement.interfaces)
+    if advertisement.node_selectors:
+        spec["nodeSelectors"] = [dict(selector) for selector in advertisement.node_selectors]
+    return spec
+
+
+class L2AddressPools(pulumi.ComponentResource):
+    """IPAddressPools and L2Advertisements, created only once MetalLB admits them."""
+
+    pools: dict[str, k8s.apiextensions.CustomResource]
+    advertisements: dict[str, k8s.apiextensions.CustomResource]
+
+    def __init__(
+        self, name: str, args: L2AddressPoolsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("macula:lan:L2AddressPools", name, None, opts)
+        self.pools = {
+            pool.name: k8s.apiextensions.CustomResource(
+                f"{name}-{pool.name}",
+                api_version=API_VERSION,
+                kind="IPAddressPool",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=pool.name, namespace=args.namespace),
+                spec=pool_spec(pool),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.webhook_ready]),
+            )
+            for pool in args.pools
+        }
+        self.advertisements = {
+            advertisement.name: k8s.apiextensions.CustomResource(
+                f"{name}-{advertisement.name}",
+                api_version=API_VERSION,
+                kind="L2Advertisement",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=advertisement.name, namespace=args.namespace),
+                spec=advertisement_spec(advertisement),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[
+                        args.webhook_ready,
+                        *(self.pools[pool_name] for pool_name in advertisement.pools),
+                    ],
+                ),
+            )
+            for advertisement in args.advertisements
+        }
+        self.register_outputs(
+            {
+                "pools": sorted(self.pools),
+                "advertisements": sorted(self.advertisements),
+            }
+        )

@@ -1,0 +1,273 @@
+"""The config model: what a stack file may say, and the message a user gets when it says something wrong."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from stack_config import (
+    DEFAULT_CHART_REPOSITORY,
+    DEFAULT_CHART_VERSION,
+    ConfigError,
+    other_stacks_pools,
+    parse_stack_config,
+)
+from tests.program import PROJECT, PROJECT_DIR
+
+NAMESPACE = PROJECT
+
+
+def valid_values(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "kubeContext": "kind-test",
+        "pools": [{"name": "lan-pool", "addresses": ["10.20.0.10-10.20.0.20"]}],
+    }
+    values.update(overrides)
+    return values
+
+
+def parse(values: dict[str, Any], other_stacks: dict[str, Any] | None = None, stack: str = "test"):
+    return parse_stack_config(stack, NAMESPACE, values, other_stacks or {})
+
+
+def error_of(values: dict[str, Any], other_stacks: dict[str, Any] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse(values, other_stacks)
+    return str(caught.value)
+
+
+def test_minimal_stack_gets_chart_defaults_and_one_advertisement_of_every_pool():
+    config = parse(valid_values())
+    assert config.kube_context == "kind-test"
+    assert config.chart.version == DEFAULT_CHART_VERSION == "0.14.3"
+    assert config.chart.repository == DEFAULT_CHART_REPOSITORY
+    assert config.chart.frr_enabled is False
+    assert [(ad.name, ad.pools) for ad in config.advertisements] == [("lan-advertisement", ("lan-pool",))]
+
+
+def test_cidr_and_range_become_first_and_last_addresses():
+    config = parse(
+        valid_values(pools=[{"name": "p", "addresses": ["10.0.0.0/30", "10.0.1.5-10.0.1.9", "fd00::/126"]}])
+    )
+    blocks = config.pools[0].addresses
+    assert [(str(b.first), str(b.last)) for b in blocks] == [
+        ("10.0.0.0", "10.0.0.3"),
+        ("10.0.1.5", "10.0.1.9"),
+        ("fd00::", "fd00::3"),
+    ]
+    assert config.pools[0].contains(ipaddress.ip_address("10.0.1.7"))
+
+
+def test_optional_pool_and_advertisement_settings_are_kept():
+    config = parse(
+        valid_values(
+            pools=[
+                {
+                    "name": "p",
+                    "addresses": ["10.0.0.0/30"],
+                    "autoAssign": False,
+                    "avoidBuggyIPs": True,
+                }
+            ],
+            advertisements=[
+                {
+                    "name": "a",
+                    "pools": ["p"],
+                    "interfaces": ["eth0"],
+                    "nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": "n1"}}],
+                }
+            ],
+        )
+    )
+    assert (config.pools[0].auto_assign, config.pools[0].avoid_buggy_ips) == (False, True)
+    advertisement = config.advertisements[0]
+    assert advertisement.interfaces == ("eth0",)
+    assert advertisement.node_selectors == ({"matchLabels": {"kubernetes.io/hostname": "n1"}},)
+
+
+# Each bad input, the key the message must name, and the words that must appear in it.
+BAD_INPUTS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
+    "invalid address": (
+        {"pools": [{"name": "p", "addresses": ["10.0.0.300/32"]}]},
+        "pools[0].addresses[0]",
+        ['"10.0.0.300/32"', "not a valid CIDR"],
+    ),
+    "invalid prefix length": (
+        {"pools": [{"name": "p", "addresses": ["10.0.0.0/33"]}]},
+        "pools[0].addresses[0]",
+        ['"10.0.0.0/33"', "not a valid CIDR"],
+    ),
+    "host bits set in a CIDR": (
+        {"pools": [{"name": "p", "addresses": ["192.168.129.51/24"]}]},
+        "pools[0].addresses[0]",
+        ['"192.168.129.51/24"', "host bits", "192.168.129.0/24"],
+    ),
+    "invalid range end": (
+        {"pools": [{"name": "p", "addresses": ["10.0.0.1-10.0.0.x"]}]},
+        "pools[0].addresses[0]",
+        ['"10.0.0.1-10.0.0.x"', "not a range"],
+    ),
+    "reversed range": (
+        {"pools": [{"name": "p", "addresses": ["192.168.129.60-192.168.129.50"]}]},
+        "pools[0].addresses[0]",
+        ['"192.168.129.60-192.168.129.50"', "reversed range"],
+    ),
+    "range mixing families": (
+        {"pools": [{"name": "p", "addresses": ["10.0.0.1-fd00::1"]}]},
+        "pools[0].addresses[0]",
+        ['"10.0.0.1-fd00::1"', "mixes IPv4 and IPv6"],
+    ),
+    "bare address without prefix": (
+        {"pools": [{"name": "p", "addresses": ["192.168.129.51"]}]},
+        "pools[0].addresses[0]",
+        ['"192.168.129.51"', "no prefix length", "192.168.129.51/32"],
+    ),
+    "empty address list": (
+        {"pools": [{"name": "p", "addresses": []}]},
+        "pools[0].addresses",
+        ["is empty"],
+    ),
+    "addresses not a list": (
+        {"pools": [{"name": "p", "addresses": "10.0.0.0/30"}]},
+        "pools[0].addresses",
+        ['expected a list, got "10.0.0.0/30"'],
+    ),
+    "no pools at all": ({"pools": []}, "pools", ["at least one pool"]),
+    "pools key missing": ({"pools": None}, "pools", ["expected a list"]),
+    "invalid pool name": (
+        {"pools": [{"name": "LAN_Pool", "addresses": ["10.0.0.0/30"]}]},
+        "pools[0].name",
+        ['"LAN_Pool"', "not a valid Kubernetes object name"],
+    ),
+    "duplicate pool name": (
+        {
+            "pools": [
+                {"name": "p", "addresses": ["10.0.0.0/30"]},
+                {"name": "p", "addresses": ["10.0.1.0/30"]},
+            ]
+        },
+        "pools",
+        ['"p" is used more than once'],
+    ),
+    "autoAssign not a boolean": (
+        {"pools": [{"name": "p", "addresses": ["10.0.0.0/30"], "autoAssign": "yes"}]},
+        "pools[0].autoAssign",
+        ['"yes"', "true or false"],
+    ),
+    "typo in a top-level key": (
+        {"kubeContex": "kind-test"},
+        "kubeContex",
+        ["unknown key", "kubeContext"],
+    ),
+    "typo in a pool key": (
+        {"pools": [{"name": "p", "adresses": ["10.0.0.0/30"], "addresses": ["10.0.1.0/30"]}]},
+        "pools[0].adresses",
+        ["unknown key", "addresses"],
+    ),
+    "typo in a chart key": (
+        {"metallb": {"chartVersoin": "0.14.3"}},
+        "metallb.chartVersoin",
+        ["unknown key", "chartVersion"],
+    ),
+    "missing kube context": ({"kubeContext": None}, "kubeContext", ["non-empty string"]),
+    "chart version not a version": (
+        {"metallb": {"chartVersion": "latest"}},
+        "metallb.chartVersion",
+        ['"latest"', "not a chart version"],
+    ),
+    "chart repository not a URL": (
+        {"metallb": {"chartRepository": "metallb.github.io/metallb"}},
+        "metallb.chartRepository",
+        ['"metallb.github.io/metallb"', "URL"],
+    ),
+    "chart path and repository both set": (
+        {"metallb": {"chartPath": "./charts/metallb", "chartRepository": "https://x.example"}},
+        "metallb.chartPath",
+        ["not both"],
+    ),
+    "webhook timeout out of range": (
+        {"metallb": {"webhookTimeoutSeconds": 5}},
+        "metallb.webhookTimeoutSeconds",
+        ["5", "10 to 3600"],
+    ),
+    "advertisement of an unknown pool": (
+        {"advertisements": [{"name": "a", "pools": ["lan-pol"]}]},
+        "advertisements[0].pools[0]",
+        ['"lan-pol"', "not a pool of this stack", "lan-pool"],
+    ),
+    "node selector with a bad operator": (
+        {
+            "advertisements": [
+                {
+                    "name": "a",
+                    "nodeSelectors": [{"matchExpressions": [{"key": "k", "operator": "Equals"}]}],
+                }
+            ]
+        },
+        "advertisements[0].nodeSelectors[0].matchExpressions[0].operator",
+        ['"Equals"', "In, NotIn"],
+    ),
+    "two ranges of the stack overlap": (
+        {
+            "pools": [
+                {"name": "a", "addresses": ["10.0.0.0/24"]},
+                {"name": "b", "addresses": ["10.0.0.200-10.0.1.10"]},
+            ]
+        },
+        "pools[1].addresses[0]",
+        ['"10.0.0.200-10.0.1.10"', "overlaps", '"10.0.0.0/24"', 'pool "a"'],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
+def test_bad_input_names_stack_file_key_and_value(case: str):
+    overrides, key, words = BAD_INPUTS[case]
+    message = error_of(valid_values(**overrides))
+    assert "Pulumi.test.yaml" in message
+    assert f"{NAMESPACE}:{key}:" in message
+    for word in words:
+        assert word in message
+
+
+def test_every_problem_is_reported_at_once():
+    message = error_of(
+        valid_values(
+            kubeContext="",
+            pools=[{"name": "p", "addresses": ["10.0.0.9-10.0.0.1", "10.1.0.1"]}],
+        )
+    )
+    assert message.count("\n  - ") == 3
+
+
+def test_range_overlapping_another_stack_names_that_stack():
+    message = error_of(
+        valid_values(pools=[{"name": "p", "addresses": ["192.168.129.75-192.168.129.85"]}]),
+        other_stacks={"beam00": [{"name": "lan-pool", "addresses": ["192.168.129.70-192.168.129.80"]}]},
+    )
+    assert f"{NAMESPACE}:pools[0].addresses[0]" in message
+    assert 'stack "beam00" (Pulumi.beam00.yaml)' in message
+    assert '"192.168.129.70-192.168.129.80"' in message
+
+
+def test_invalid_pools_in_another_stack_are_reported_against_that_file():
+    with pytest.raises(ConfigError) as caught:
+        parse(valid_values(), other_stacks={"beam09": [{"name": "p", "addresses": ["nonsense"]}]})
+    assert "Pulumi.beam09.yaml" in str(caught.value)
+    assert '"nonsense"' in str(caught.value)
+
+
+def test_committed_stacks_are_read_and_a_new_cluster_needs_only_its_own_range():
+    others = other_stacks_pools(PROJECT_DIR, NAMESPACE, current_stack="beam02")
+    assert {"kind-dev", "beam00", "beam01"} <= set(others)
+    fresh = valid_values(pools=[{"name": "lan-pool", "addresses": ["192.168.129.110-192.168.129.120"]}])
+    assert parse(fresh, others, stack="beam02").pools[0].name == "lan-pool"
+    clashing = valid_values(pools=[{"name": "lan-pool", "addresses": ["192.168.129.55/32"]}])
+    with pytest.raises(ConfigError, match=r'stack "kind-dev" \(Pulumi.kind-dev.yaml\)'):
+        parse(clashing, others, stack="beam02")
+
+
+def test_a_stack_is_not_compared_with_its_own_file():
+    assert "kind-dev" not in other_stacks_pools(PROJECT_DIR, NAMESPACE, current_stack="kind-dev")
