@@ -10,9 +10,10 @@ from tests.program import PROJECT_DIR
 from tests.tools import require_tool
 
 SCRIPTS = sorted(
-    path
-    for path in PROJECT_DIR.rglob("*.sh")
-    if path.relative_to(PROJECT_DIR).parts[0] not in {"venv", ".git"}
+    [
+        *(p for p in PROJECT_DIR.rglob("*.sh") if p.relative_to(PROJECT_DIR).parts[0] not in {"venv", ".git"}),
+        PROJECT_DIR / ".ci" / "run",
+    ]
 )
 
 
