@@ -11,7 +11,11 @@ from tests.tools import require_tool
 
 SCRIPTS = sorted(
     [
-        *(p for p in PROJECT_DIR.rglob("*.sh") if p.relative_to(PROJECT_DIR).parts[0] not in {"venv", ".git"}),
+        *(
+            p
+            for p in PROJECT_DIR.rglob("*.sh")
+            if p.relative_to(PROJECT_DIR).parts[0] not in {"venv", ".git"}
+        ),
         PROJECT_DIR / ".ci" / "run",
     ]
 )
