@@ -15,7 +15,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 DEFAULT_CHART_VERSION = "0.14.3"
 DEFAULT_CHART_REPOSITORY = "https://metallb.github.io/metallb"
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 300
+DEFAULT_BOOTSTRAP_PORT = 4433
+DEFAULT_BOOTSTRAP_HOSTNAME = "bootstrap.macula.local"
 
 # Kubernetes object names (RFC 1123 subdomain), which pools and advertisements become.
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.IGNORECASE)
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_SSH_PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}( .*)?$"
+)
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
 
@@ -93,6 +100,38 @@ class ChartConfig:
 
 
 @dataclass(frozen=True)
+class BootstrapConfig:
+    """The existing bootstrap Service this stack turns into a LoadBalancer."""
+
+    namespace: str = "macula"
+    service: str = "macula-bootstrap"
+    # None lets MetalLB choose from the stack's pools.
+    ip: IPAddress | None = None
+    pool: str | None = None
+    # Published by ExternalDNS when set.
+    hostname: str | None = None
+    # The QUIC port, UDP.
+    port: int = DEFAULT_BOOTSTRAP_PORT
+
+
+@dataclass(frozen=True)
+class DnsFixConfig:
+    """Where and how to remove the host's dnsmasq override for the bootstrap name, over SSH."""
+
+    host: str
+    user: str
+    port: int = 22
+    # The server's public key in authorized_keys form; None accepts any host key.
+    host_key: str | None = None
+    hostname: str = DEFAULT_BOOTSTRAP_HOSTNAME
+    conf_dir: str = "/etc/dnsmasq.d"
+    # Also run `ufw allow <bootstrap port>/udp` on that host, as the runbook does by hand.
+    open_firewall: bool = False
+    # From the secret `sshPrivateKey`; None authenticates through ssh-agent.
+    private_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     stack: str
     stack_file: str
@@ -101,6 +140,11 @@ class StackConfig:
     chart: ChartConfig
     pools: tuple[PoolConfig, ...]
     advertisements: tuple[AdvertisementConfig, ...]
+    bootstrap: BootstrapConfig | None = None
+    dns_fix: DnsFixConfig | None = None
+    # Nodes whose exclude-from-external-load-balancers label is removed, so speakers run there.
+    clear_lb_exclusion: tuple[str, ...] = ()
+    strict_arp: bool = False
 
 
 class _Problems:
@@ -379,7 +423,187 @@ def _parse_chart(problems: _Problems, value: Any) -> ChartConfig:
     )
 
 
-KNOWN_KEYS = ("kubeContext", "kubeconfig", "metallb", "pools", "advertisements")
+def _port(problems: _Problems, key: str, value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        problems.add(key, f"{_show(value)} is not a port number from 1 to 65535")
+        return None
+    return value
+
+
+def _hostname(problems: _Problems, key: str, value: Any, *, qualified: bool) -> str | None:
+    name = _string(problems, key, value)
+    if name is None:
+        return None
+    labels = name.rstrip(".").split(".")
+    if len(name) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        problems.add(key, f"{_show(name)} is not a valid hostname (letters, digits and '-' per label)")
+        return None
+    if qualified and len(labels) < 2:
+        problems.add(key, f"{_show(name)} is not a fully qualified name like bootstrap.macula.local")
+        return None
+    return name
+
+
+def _parse_bootstrap(
+    problems: _Problems, value: Any, pools: tuple[PoolConfig, ...]
+) -> BootstrapConfig | None:
+    if value is None:
+        return None
+    bootstrap = _mapping(problems, "bootstrap", value)
+    if bootstrap is None:
+        return None
+    _check_keys(problems, "bootstrap", bootstrap, ("namespace", "service", "ip", "pool", "hostname", "port"))
+    namespace = _object_name(problems, "bootstrap.namespace", bootstrap.get("namespace", "macula"))
+    service = _object_name(problems, "bootstrap.service", bootstrap.get("service", "macula-bootstrap"))
+    port = _port(problems, "bootstrap.port", bootstrap.get("port", DEFAULT_BOOTSTRAP_PORT))
+    hostname = bootstrap.get("hostname")
+    if hostname is not None:
+        hostname = _hostname(problems, "bootstrap.hostname", hostname, qualified=True)
+    pool_names = [pool.name for pool in pools]
+    pool_name = bootstrap.get("pool")
+    if pool_name is not None and pool_name not in pool_names:
+        problems.add(
+            "bootstrap.pool",
+            f"{_show(pool_name)} is not a pool of this stack (pools: {', '.join(pool_names) or 'none'})",
+        )
+        pool_name = None
+    ip = None
+    if "ip" in bootstrap:
+        ip = _pinned_ip(problems, bootstrap["ip"], pools, pool_name)
+    return BootstrapConfig(
+        namespace=namespace or "macula",
+        service=service or "macula-bootstrap",
+        ip=ip,
+        pool=pool_name,
+        hostname=hostname,
+        port=port or DEFAULT_BOOTSTRAP_PORT,
+    )
+
+
+def _pinned_ip(
+    problems: _Problems, value: Any, pools: tuple[PoolConfig, ...], pool_name: str | None
+) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        ip = None
+    if ip is None:
+        problems.add("bootstrap.ip", f"{_show(value)} is not an IP address")
+        return None
+    candidates = [pool for pool in pools if pool_name in (None, pool.name)]
+    owner = next((pool for pool in candidates if pool.contains(ip)), None)
+    if owner is None:
+        where = f"pool {_show(pool_name)}" if pool_name else "any pool of this stack"
+        ranges = ", ".join(block.text for pool in candidates for block in pool.addresses) or "none"
+        problems.add(
+            "bootstrap.ip", f"{_show(value)} is outside {where} ({ranges}); MetalLB could never assign it"
+        )
+        return None
+    if owner.avoid_buggy_ips and ip.version == 4 and ip.packed[-1] in (0, 255):
+        problems.add(
+            "bootstrap.ip",
+            f"{_show(value)} ends in .0 or .255, which pool {_show(owner.name)} avoids (avoidBuggyIPs)",
+        )
+        return None
+    return ip
+
+
+def _parse_dns_fix(
+    problems: _Problems, value: Any, private_key: Any, bootstrap: BootstrapConfig | None
+) -> DnsFixConfig | None:
+    if private_key is not None and (
+        not isinstance(private_key, str) or "PRIVATE KEY-----" not in private_key
+    ):
+        # Never echo the value: it is a secret, and a near-miss is still most of a key.
+        problems.add("sshPrivateKey", "is not a PEM or OpenSSH private key (value not shown)")
+        private_key = None
+    if value is None:
+        if private_key is not None:
+            problems.add("sshPrivateKey", "is set but dnsFix is not: nothing would use the key")
+        return None
+    dns_fix = _mapping(problems, "dnsFix", value)
+    if dns_fix is None:
+        return None
+    _check_keys(
+        problems,
+        "dnsFix",
+        dns_fix,
+        ("enabled", "host", "port", "user", "hostKey", "hostname", "confDir", "openFirewall"),
+    )
+    if _optional_bool(problems, "dnsFix.enabled", dns_fix.get("enabled")) is False:
+        return None
+    if "host" not in dns_fix:
+        problems.add("dnsFix.host", "is missing: the DNS fix needs the host that runs dnsmasq")
+        host = None
+    else:
+        host = _ssh_host(problems, dns_fix["host"])
+    user = dns_fix.get("user")
+    if not isinstance(user, str) or not _UNIX_USER.match(user):
+        problems.add("dnsFix.user", f"{_show(user)} is not a login name on the DNS host")
+        user = None
+    port = _port(problems, "dnsFix.port", dns_fix.get("port", 22))
+    host_key = dns_fix.get("hostKey")
+    if host_key is not None and (
+        not isinstance(host_key, str) or not _SSH_PUBLIC_KEY.match(host_key.strip())
+    ):
+        problems.add(
+            "dnsFix.hostKey",
+            f"{_show(host_key)} is not a public key line like 'ssh-ed25519 AAAA...' "
+            "(take it from `ssh-keyscan -t ed25519 HOST`, without the host name)",
+        )
+        host_key = None
+    default_hostname = bootstrap.hostname if bootstrap and bootstrap.hostname else DEFAULT_BOOTSTRAP_HOSTNAME
+    hostname = _hostname(
+        problems, "dnsFix.hostname", dns_fix.get("hostname", default_hostname), qualified=True
+    )
+    conf_dir = dns_fix.get("confDir", "/etc/dnsmasq.d")
+    if not isinstance(conf_dir, str) or not conf_dir.startswith("/"):
+        problems.add("dnsFix.confDir", f"{_show(conf_dir)} is not an absolute directory path")
+        conf_dir = None
+    open_firewall = _optional_bool(problems, "dnsFix.openFirewall", dns_fix.get("openFirewall"))
+    if host is None or user is None or port is None or hostname is None or conf_dir is None:
+        return None
+    return DnsFixConfig(
+        host=host,
+        user=user,
+        port=port,
+        host_key=host_key.strip() if host_key else None,
+        hostname=hostname,
+        conf_dir=conf_dir,
+        open_firewall=bool(open_firewall),
+        private_key=private_key,
+    )
+
+
+def _ssh_host(problems: _Problems, value: Any) -> str | None:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+    return _hostname(problems, "dnsFix.host", value, qualified=False)
+
+
+def _parse_node_names(problems: _Problems, key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = _list(problems, key, value) or []
+    parsed = [_object_name(problems, f"{key}[{index}]", name) for index, name in enumerate(names)]
+    return tuple(name for name in parsed if name is not None)
+
+
+KNOWN_KEYS = (
+    "kubeContext",
+    "kubeconfig",
+    "metallb",
+    "pools",
+    "advertisements",
+    "bootstrap",
+    "dnsFix",
+    "sshPrivateKey",
+    "clearLoadBalancerExclusion",
+    "strictArp",
+)
 
 
 def parse_stack_config(
@@ -406,6 +630,12 @@ def parse_stack_config(
     advertisements = _parse_advertisements(problems, values.get("advertisements"), pools)
     _reject_overlaps_within(problems, pools)
     _reject_overlaps_across(problems, namespace, pools, other_stacks)
+    bootstrap = _parse_bootstrap(problems, values.get("bootstrap"), pools)
+    dns_fix = _parse_dns_fix(problems, values.get("dnsFix"), values.get("sshPrivateKey"), bootstrap)
+    clear_lb_exclusion = _parse_node_names(
+        problems, "clearLoadBalancerExclusion", values.get("clearLoadBalancerExclusion")
+    )
+    strict_arp = _optional_bool(problems, "strictArp", values.get("strictArp"))
     problems.raise_if_any(f"Invalid configuration for stack {_show(stack)}")
     assert kube_context is not None  # a missing context was reported above
     return StackConfig(
@@ -416,6 +646,10 @@ def parse_stack_config(
         chart=chart,
         pools=pools,
         advertisements=advertisements,
+        bootstrap=bootstrap,
+        dns_fix=dns_fix,
+        clear_lb_exclusion=clear_lb_exclusion,
+        strict_arp=bool(strict_arp),
     )
 
 
@@ -482,21 +716,46 @@ def current_stack_values(namespace: str) -> dict[str, Any]:
     return {key[len(prefix) :]: _decode(value) for key, value in raw.items() if key.startswith(prefix)}
 
 
+def stack_names(project_dir: Path) -> list[str]:
+    """Every stack with a committed `Pulumi.<stack>.yaml`."""
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
+
+
+def _stack_file_values(project_dir: Path, stack: str) -> dict[str, Any]:
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    try:
+        document = yaml.safe_load(stack_file.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{stack_file.name} is not valid YAML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {stack_file.name}: {error.strerror}") from None
+    config: dict[str, Any] = document.get("config") or {}
+    return config
+
+
 def other_stacks_pools(project_dir: Path, namespace: str, current_stack: str) -> dict[str, Any]:
     """The raw `pools` value of every other committed stack file of the project."""
     pools: dict[str, Any] = {}
-    for stack_file in sorted(project_dir.glob("Pulumi.*.yaml")):
-        stack = stack_file.name[len("Pulumi.") : -len(".yaml")]
-        if stack == current_stack:
-            continue
-        try:
-            document = yaml.safe_load(stack_file.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{stack_file.name} is not valid YAML: {error}") from None
-        config = document.get("config") or {}
+    for stack in stack_names(project_dir):
+        config = _stack_file_values(project_dir, stack) if stack != current_stack else {}
         if f"{namespace}:pools" in config:
             pools[stack] = config[f"{namespace}:pools"]
     return pools
+
+
+def load_stack_file_config(project_dir: Path, stack: str) -> StackConfig:
+    """A stack's configuration read from its file, outside a Pulumi run (tools, not the program).
+
+    Encrypted values are left out: they need the passphrase, and no tool outside the program needs them.
+    """
+    namespace = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    prefix = f"{namespace}:"
+    values = {
+        key[len(prefix) :]: value
+        for key, value in _stack_file_values(project_dir, stack).items()
+        if key.startswith(prefix) and not (isinstance(value, dict) and set(value) == {"secure"})
+    }
+    return parse_stack_config(stack, namespace, values, other_stacks_pools(project_dir, namespace, stack))
 
 
 def load_stack_config(project_dir: Path) -> StackConfig:

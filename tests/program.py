@@ -19,9 +19,11 @@ from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from stack_config import stack_names
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
-STACKS = sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in PROJECT_DIR.glob("Pulumi.*.yaml"))
+STACKS = stack_names(PROJECT_DIR)
 
 
 @dataclass
