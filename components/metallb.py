@@ -97,6 +97,8 @@ class MetalLB(pulumi.ComponentResource):
     """
 
     namespace: pulumi.Output[str]
+    # The namespace's UID changes when the cluster is rebuilt; commands key their re-runs on it.
+    cluster_identity: pulumi.Output[str]
     chart: k8s.helm.v4.Chart
     webhook_gate: command.local.Command
 
@@ -108,6 +110,7 @@ class MetalLB(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.namespace = namespace.metadata.name
+        self.cluster_identity = namespace.metadata.uid
         self.chart = k8s.helm.v4.Chart(
             f"{name}-chart",
             chart_args(args.chart, self.namespace),
@@ -120,9 +123,10 @@ class MetalLB(pulumi.ComponentResource):
         self.webhook_gate = command.local.Command(
             f"{name}-webhook-gate",
             create=webhook_gate_command(args),
-            # Probe again whenever the release changes (an upgrade restarts the controller), never on
-            # a plain `up`.
+            # Probe again whenever the release changes (an upgrade restarts the controller) or the
+            # cluster is rebuilt, never on a plain `up`.
             triggers=[
+                self.cluster_identity,
                 args.chart.path or args.chart.version,
                 json.dumps(chart_values(args.chart), sort_keys=True),
             ],

@@ -69,9 +69,16 @@ class ProgramRun:
         return False
 
 
+# Stands in for the address MetalLB's controller writes into a LoadBalancer Service's status.
+ASSIGNED_IP = "192.0.2.10"
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
+        state = dict(args.inputs)
+        if args.typ == "kubernetes:core/v1:ServicePatch":
+            state["status"] = {"loadBalancer": {"ingress": [{"ip": ASSIGNED_IP}]}}
+        return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         return {}, None

@@ -15,7 +15,9 @@ POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool"
 ADVERTISEMENT = "kubernetes:metallb.io/v1beta1:L2Advertisement"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 CHART = "kubernetes:helm.sh/v4:Chart"
-GATE = "command:local:Command"
+LOCAL_COMMAND = "command:local:Command"
+REMOTE_COMMAND = "command:remote:Command"
+SERVICE_PATCH = "kubernetes:core/v1:ServicePatch"
 
 
 def stack_value(stack: str, key: str):
@@ -92,7 +94,11 @@ def test_chart_children_leave_the_crd_ca_bundle_to_the_controller(stack_run):
 
 def test_resources_come_in_order_namespace_chart_gate_pools_advertisements(stack_run):
     _, run = stack_run
-    namespace, chart, gate = run.one(NAMESPACE), run.one(CHART), run.one(GATE)
+    namespace, chart, gate = (
+        run.one(NAMESPACE),
+        run.one(CHART),
+        run.one(LOCAL_COMMAND, "metallb-webhook-gate"),
+    )
     pools, advertisements = run.of_type(POOL), run.of_type(ADVERTISEMENT)
     assert pools and advertisements
     assert run.depends_on(chart, namespace)
@@ -108,7 +114,7 @@ def test_resources_come_in_order_namespace_chart_gate_pools_advertisements(stack
 
 def test_gate_probes_the_stack_cluster_and_is_bounded(stack_run):
     stack, run = stack_run
-    create = run.one(GATE).inputs["create"]
+    create = run.one(LOCAL_COMMAND, "metallb-webhook-gate").inputs["create"]
     assert "wait-for-metallb-webhook.sh" in create
     assert f"--context {stack_value(stack, 'kubeContext')}" in create
     assert "--timeout 300" in create

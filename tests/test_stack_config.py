@@ -209,6 +209,101 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
         "advertisements[0].nodeSelectors[0].matchExpressions[0].operator",
         ['"Equals"', "In, NotIn"],
     ),
+    "pinned bootstrap IP outside every pool": (
+        {"bootstrap": {"ip": "10.20.0.99"}},
+        "bootstrap.ip",
+        ['"10.20.0.99"', "outside any pool of this stack", "10.20.0.10-10.20.0.20"],
+    ),
+    "pinned bootstrap IP outside the named pool": (
+        {
+            "pools": [
+                {"name": "a", "addresses": ["10.20.0.0/28"]},
+                {"name": "b", "addresses": ["10.20.1.0/28"]},
+            ],
+            "bootstrap": {"ip": "10.20.0.5", "pool": "b"},
+        },
+        "bootstrap.ip",
+        ['"10.20.0.5"', 'outside pool "b"', "10.20.1.0/28"],
+    ),
+    "pinned bootstrap IP that avoidBuggyIPs skips": (
+        {
+            "pools": [{"name": "p", "addresses": ["10.20.0.0/24"], "avoidBuggyIPs": True}],
+            "bootstrap": {"ip": "10.20.0.255"},
+        },
+        "bootstrap.ip",
+        ['"10.20.0.255"', "avoidBuggyIPs"],
+    ),
+    "bootstrap IP not an address": (
+        {"bootstrap": {"ip": "10.20.0.1/32"}},
+        "bootstrap.ip",
+        ['"10.20.0.1/32"', "not an IP address"],
+    ),
+    "bootstrap pool not of this stack": (
+        {"bootstrap": {"pool": "wan-pool"}},
+        "bootstrap.pool",
+        ['"wan-pool"', "not a pool of this stack"],
+    ),
+    "invalid bootstrap hostname": (
+        {"bootstrap": {"hostname": "bootstrap_macula.local"}},
+        "bootstrap.hostname",
+        ['"bootstrap_macula.local"', "not a valid hostname"],
+    ),
+    "unqualified bootstrap hostname": (
+        {"bootstrap": {"hostname": "bootstrap"}},
+        "bootstrap.hostname",
+        ['"bootstrap"', "fully qualified"],
+    ),
+    "bootstrap port out of range": (
+        {"bootstrap": {"port": 70000}},
+        "bootstrap.port",
+        ["70000", "1 to 65535"],
+    ),
+    "DNS fix enabled without a host": (
+        {"dnsFix": {"user": "macula"}},
+        "dnsFix.host",
+        ["is missing", "runs dnsmasq"],
+    ),
+    "DNS fix with an invalid host": (
+        {"dnsFix": {"host": "dns host.lan", "user": "macula"}},
+        "dnsFix.host",
+        ['"dns host.lan"', "not a valid hostname"],
+    ),
+    "DNS fix SSH port out of range": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "port": 0}},
+        "dnsFix.port",
+        ["0", "1 to 65535"],
+    ),
+    "DNS fix without a user": (
+        {"dnsFix": {"host": "192.168.129.3"}},
+        "dnsFix.user",
+        ["null", "not a login name"],
+    ),
+    "DNS fix with an invalid hostname to remove": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "hostname": "-bootstrap.local"}},
+        "dnsFix.hostname",
+        ['"-bootstrap.local"', "not a valid hostname"],
+    ),
+    "DNS fix host key not a public key line": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "hostKey": "SHA256:abcdef"}},
+        "dnsFix.hostKey",
+        ['"SHA256:abcdef"', "ssh-keyscan"],
+    ),
+    "DNS fix conf dir not absolute": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "confDir": "dnsmasq.d"}},
+        "dnsFix.confDir",
+        ['"dnsmasq.d"', "absolute"],
+    ),
+    "typo in a DNS fix key": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "openFirewal": True}},
+        "dnsFix.openFirewal",
+        ["unknown key", "openFirewall"],
+    ),
+    "excluded node name invalid": (
+        {"clearLoadBalancerExclusion": ["Macula_Node"]},
+        "clearLoadBalancerExclusion[0]",
+        ['"Macula_Node"', "not a valid Kubernetes object name"],
+    ),
+    "strictArp not a boolean": ({"strictArp": "on"}, "strictArp", ['"on"', "true or false"]),
     "two ranges of the stack overlap": (
         {
             "pools": [
@@ -271,3 +366,46 @@ def test_committed_stacks_are_read_and_a_new_cluster_needs_only_its_own_range():
 
 def test_a_stack_is_not_compared_with_its_own_file():
     assert "kind-dev" not in other_stacks_pools(PROJECT_DIR, NAMESPACE, current_stack="kind-dev")
+
+
+def test_bootstrap_and_dns_fix_defaults():
+    config = parse(
+        valid_values(
+            bootstrap={"ip": "10.20.0.11", "hostname": "bootstrap.macula.local"},
+            dnsFix={"host": "192.168.129.3", "user": "macula"},
+        )
+    )
+    assert config.bootstrap is not None and config.dns_fix is not None
+    assert (config.bootstrap.namespace, config.bootstrap.service) == ("macula", "macula-bootstrap")
+    assert str(config.bootstrap.ip) == "10.20.0.11"
+    assert config.bootstrap.port == 4433
+    assert config.dns_fix.port == 22
+    assert config.dns_fix.hostname == "bootstrap.macula.local"
+    assert config.dns_fix.conf_dir == "/etc/dnsmasq.d"
+    assert config.dns_fix.open_firewall is False
+    assert config.dns_fix.host_key is None and config.dns_fix.private_key is None
+
+
+def test_dns_fix_can_be_switched_off_without_deleting_it():
+    config = parse(valid_values(dnsFix={"enabled": False}))
+    assert config.dns_fix is None
+
+
+A_PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n"
+)
+
+
+def test_private_key_reaches_the_config_but_never_its_repr():
+    config = parse(valid_values(dnsFix={"host": "dns.lan", "user": "macula"}, sshPrivateKey=A_PRIVATE_KEY))
+    assert config.dns_fix is not None
+    assert config.dns_fix.private_key == A_PRIVATE_KEY
+    assert "PRIVATE KEY" not in repr(config)
+
+
+def test_a_malformed_private_key_is_rejected_without_echoing_it():
+    almost_a_key = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ-secret-material"
+    message = error_of(valid_values(dnsFix={"host": "dns.lan", "user": "m"}, sshPrivateKey=almost_a_key))
+    assert f"{NAMESPACE}:sshPrivateKey:" in message
+    assert "value not shown" in message
+    assert "secret-material" not in message

@@ -1,0 +1,219 @@
+"""The kubectl scripts behind ArpReadiness, run from the exact command text the program declares.
+
+No cluster can run here, so a stand-in `kubectl` keeps one node's labels and the kube-proxy ConfigMap
+in files and answers the handful of calls the scripts make the way kubectl does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.arp_readiness import ArpReadinessArgs, exclusion_commands, strict_arp_command
+
+LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+NODE = "macula-dev-control-plane"
+
+FAKE_KUBECTL = r"""#!/usr/bin/env python3
+import json, os, re, sys
+state_dir = os.environ["FAKE_CLUSTER"]
+args = sys.argv[1:]
+with open(os.path.join(state_dir, "calls"), "a") as calls:
+    calls.write(" ".join(args) + "\n")
+assert args[:2] == ["--context", "kind-macula-dev"], args
+args = args[2:]
+if args[:2] == ["-n", "kube-system"]:
+    args = args[2:]
+labels_file = os.path.join(state_dir, "labels.json")
+configmap_file = os.path.join(state_dir, "kube-proxy.yaml")
+
+def labels():
+    with open(labels_file) as f:
+        return json.load(f)
+
+def node_missing(name):
+    if not os.path.exists(labels_file):
+        sys.exit(f'Error from server (NotFound): nodes "{name}" not found')
+
+if args[:2] == ["get", "node"]:
+    node_missing(args[2])
+    if args[3:] == ["-o", "name"]:
+        print(f"node/{args[2]}")
+    else:
+        label = re.search(r'eq \$k "([^"]+)"', args[4]).group(1)
+        if label in labels():
+            print(f"present={labels()[label]}", end="")
+elif args[:2] == ["label", "node"]:
+    node_missing(args[2])
+    current = labels()
+    key, _, value = args[3].partition("=")
+    if args[3].endswith("-"):
+        current.pop(args[3][:-1], None)
+        print(f"node/{args[2]} unlabeled")
+    else:
+        current[key] = value
+        print(f"node/{args[2]} labeled")
+    with open(labels_file, "w") as f:
+        json.dump(current, f)
+elif args[:3] == ["get", "configmap", "kube-proxy"]:
+    if not os.path.exists(configmap_file):
+        sys.exit('Error from server (NotFound): configmaps "kube-proxy" not found')
+    print(open(configmap_file).read(), end="")
+elif args[:3] == ["replace", "-f", "-"]:
+    open(configmap_file, "w").write(sys.stdin.read())
+    print("configmap/kube-proxy replaced")
+elif args == ["rollout", "restart", "daemonset/kube-proxy"]:
+    print("daemonset.apps/kube-proxy restarted")
+else:
+    sys.exit(f"fake kubectl: unexpected call {args}")
+"""
+
+KUBE_PROXY_CONFIGMAP = """apiVersion: v1
+data:
+  config.conf: |-
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1
+    ipvs:
+      excludeCIDRs: null
+      strictARP: false
+      syncPeriod: 0s
+    kind: KubeProxyConfiguration
+    mode: "ipvs"
+kind: ConfigMap
+metadata:
+  name: kube-proxy
+  namespace: kube-system
+  resourceVersion: "231"
+"""
+
+
+class FakeCluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
+        kubectl = bin_dir / "kubectl"
+        kubectl.write_text(FAKE_KUBECTL)
+        kubectl.chmod(0o755)
+        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_CLUSTER": str(root)}
+        self.args = ArpReadinessArgs(
+            kube_context="kind-macula-dev",
+            kubeconfig=None,
+            clear_lb_exclusion=[NODE],
+            strict_arp=True,
+            cluster_identity="uid",
+        )
+
+    def set_labels(self, labels: dict[str, str]) -> None:
+        (self.root / "labels.json").write_text(json.dumps(labels))
+
+    def labels(self) -> dict[str, str]:
+        loaded: dict[str, str] = json.loads((self.root / "labels.json").read_text())
+        return loaded
+
+    def calls(self) -> list[str]:
+        path = self.root / "calls"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def run(self, command: str, previous_stdout: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env)
+        if previous_stdout is not None:
+            env["PULUMI_COMMAND_STDOUT"] = previous_stdout
+        # pulumi-command's local provider runs the text under /bin/sh -c.
+        return subprocess.run(
+            ["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> FakeCluster:
+    return FakeCluster(tmp_path)
+
+
+def test_remove_takes_kubeadms_empty_label_off_and_says_so(cluster):
+    cluster.set_labels({LABEL: "", "kubernetes.io/hostname": NODE})
+    create, _ = exclusion_commands(cluster.args, NODE)
+    result = cluster.run(create)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "removed:\n"
+    assert cluster.labels() == {"kubernetes.io/hostname": NODE}
+
+
+def test_remove_on_a_node_without_the_label_changes_nothing(cluster):
+    cluster.set_labels({"kubernetes.io/hostname": NODE})
+    create, _ = exclusion_commands(cluster.args, NODE)
+    result = cluster.run(create)
+    assert (result.returncode, result.stdout) == (0, "absent\n")
+    assert not [call for call in cluster.calls() if call.startswith("--context kind-macula-dev label")]
+
+
+def test_destroy_puts_back_exactly_what_was_removed(cluster):
+    cluster.set_labels({LABEL: "true"})
+    create, delete = exclusion_commands(cluster.args, NODE)
+    removed = cluster.run(create).stdout.strip()
+    assert removed == "removed:true"
+    result = cluster.run(delete, previous_stdout=removed)
+    assert result.returncode == 0, result.stderr
+    assert cluster.labels() == {LABEL: "true"}
+
+
+def test_destroy_leaves_a_label_it_never_removed_alone(cluster):
+    cluster.set_labels({})
+    _, delete = exclusion_commands(cluster.args, NODE)
+    result = cluster.run(delete, previous_stdout="absent")
+    assert result.returncode == 0
+    assert cluster.labels() == {}
+
+
+def test_destroy_after_the_cluster_is_gone_succeeds(cluster):
+    _, delete = exclusion_commands(cluster.args, NODE)
+    result = cluster.run(delete, previous_stdout="removed:")
+    assert result.returncode == 0
+    assert "is gone" in result.stderr
+
+
+def test_remove_on_a_missing_node_fails_naming_it(cluster):
+    create, _ = exclusion_commands(cluster.args, NODE)
+    result = cluster.run(create)
+    assert result.returncode == 2
+    assert f"cannot read node {NODE} in context kind-macula-dev" in result.stderr
+
+
+def test_strict_arp_is_turned_on_and_kube_proxy_restarted(cluster):
+    (cluster.root / "kube-proxy.yaml").write_text(KUBE_PROXY_CONFIGMAP)
+    result = cluster.run(strict_arp_command(cluster.args))
+    assert result.returncode == 0, result.stderr
+    updated = (cluster.root / "kube-proxy.yaml").read_text()
+    assert "      strictARP: true\n" in updated
+    assert updated.replace("strictARP: true", "strictARP: false") == KUBE_PROXY_CONFIGMAP
+    assert "rollout restart daemonset/kube-proxy" in cluster.calls()[-1]
+    assert "mode: ipvs" in result.stdout
+
+
+def test_strict_arp_already_on_changes_and_restarts_nothing(cluster):
+    (cluster.root / "kube-proxy.yaml").write_text(
+        KUBE_PROXY_CONFIGMAP.replace("strictARP: false", "strictARP: true")
+    )
+    result = cluster.run(strict_arp_command(cluster.args))
+    assert result.returncode == 0
+    assert "already on" in result.stdout
+    assert not [call for call in cluster.calls() if "replace" in call or "rollout" in call]
+
+
+def test_strict_arp_without_a_kubeadm_kube_proxy_fails_clearly(cluster):
+    result = cluster.run(strict_arp_command(cluster.args))
+    assert result.returncode == 1
+    assert "cannot read ConfigMap kube-system/kube-proxy in context kind-macula-dev" in result.stderr
+    assert "unset strictArp" in result.stderr
+
+
+def test_strict_arp_without_the_setting_fails_clearly(cluster):
+    (cluster.root / "kube-proxy.yaml").write_text(
+        KUBE_PROXY_CONFIGMAP.replace("      strictARP: false\n", "")
+    )
+    result = cluster.run(strict_arp_command(cluster.args))
+    assert result.returncode == 2
+    assert "no 'strictARP:' setting" in result.stderr
