@@ -1,0 +1,830 @@
+"""Check one stack end to end, as the runbook's "Verify MetalLB Status" and "Testing Accessibility" do.
+
+    python -m tools.verify --stack kind-dev [--resolver IP[:PORT]] [--timeout S] [--strict-udp]
+
+It prints one line per check, `ok`, `FAIL`, `warn` or `skip`, then the check's name and what it saw:
+
+- controller: Deployment metallb-system/metallb-controller has every replica ready (at least one) and its
+  status describes the current spec (observedGeneration).
+- speakers: DaemonSet metallb-system/metallb-speaker is scheduled on at least one node and ready on every
+  node it is scheduled on.
+- pools, advertisements: the stack's IPAddressPools and L2Advertisements (metallb.io/v1beta1) exist in
+  metallb-system, with the addresses and pools the stack file gives them.
+- service: the bootstrap Service is type LoadBalancer, serves the bootstrap UDP port, and carries the
+  pinned IP in `.status.loadBalancer.ingress` (or, when no IP is pinned, an IP of the stack's pools).
+- dns: the bootstrap hostname resolves to that IP through the chosen resolver (`--resolver`, else the
+  first nameserver of /etc/resolv.conf, the server `dig` asks). It sends a real DNS query over UDP, like
+  `dig`, so /etc/hosts plays no part.
+- udp: a datagram to IP:port. What a UDP probe can prove is limited, and the line says which case it saw:
+  a reply proves the port is reachable and something answers (ok). An ICMP port-unreachable proves the
+  host is up but nothing listens on the port, or a firewall rejects the datagram (FAIL). "No route to
+  host" means the address cannot be reached from here; on the same LAN that is what an address nobody
+  answers ARP for looks like, which Linux reports about 3 s after the datagram (FAIL). Silence proves
+  nothing: the port may be open (QUIC servers drop datagrams they cannot parse) or a firewall may drop
+  the datagram. `nc -zvu` reports silence as "succeeded"; this command reports it as `warn …
+  inconclusive`, which does not fail the run unless `--strict-udp` is given. To make a reply likely, the
+  datagram is a QUIC packet of a reserved version (RFC 9000 sections 6 and 15), which a QUIC server
+  SHOULD answer with a Version Negotiation packet.
+
+The run exits 0 when no check failed (warnings and skips allowed), 1 when any did, naming every failing
+check on the last line, and 2 when the stack cannot be read. Kubernetes is read through `kubectl get -o
+json` only (`kubectl_get`); every judgement is a pure function of the parsed JSON, so the tests run
+them against recorded API responses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from stack_config import (
+    AdvertisementConfig,
+    BootstrapConfig,
+    ConfigError,
+    IPAddress,
+    PoolConfig,
+    StackConfig,
+    load_stack_file_config,
+    stack_names,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+METALLB_NAMESPACE = "metallb-system"
+CONTROLLER = "metallb-controller"
+SPEAKER = "metallb-speaker"
+# Fully qualified, so another API group's "ipaddresspools" cannot answer instead, and pinned to the
+# version the program declares.
+POOL_RESOURCE = "ipaddresspools.v1beta1.metallb.io"
+ADVERTISEMENT_RESOURCE = "l2advertisements.v1beta1.metallb.io"
+# Long enough for Linux to give up on ARP (3 probes, 1 s apart) and say so; see probe_udp.
+DEFAULT_TIMEOUT = 4.0
+DEFAULT_KUBECTL_TIMEOUT = 20.0
+# How long past its own --request-timeout kubectl may take before it is stopped.
+KUBECTL_GRACE_SECONDS = 5.0
+
+Status = Literal["ok", "FAIL", "warn", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    status: Status
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<5} {self.name:<15} {self.detail}"
+
+
+# --- Kubernetes: one thin function that runs kubectl, and pure judges of what it returned ------------
+
+
+class KubectlError(Exception):
+    """kubectl could not answer: no such context, API server unreachable, resource type unknown, …"""
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    context: str
+    kubeconfig: str | None = None
+    timeout: float = DEFAULT_KUBECTL_TIMEOUT
+    executable: str = "kubectl"
+
+
+def kubectl_get(kubectl: Kubectl, resource: str, namespace: str, name: str | None = None) -> Any:
+    """`kubectl get -o json`, parsed: the object (a List when `name` is None); None if it does not exist."""
+    command = [kubectl.executable, "--context", kubectl.context]
+    if kubectl.kubeconfig:
+        command += ["--kubeconfig", os.path.expanduser(kubectl.kubeconfig)]
+    # A missing named object prints nothing with --ignore-not-found. A list takes it not: with it, kubectl
+    # prints nothing for an empty list either, instead of a List of no items.
+    what = [resource, name, "--ignore-not-found"] if name else [resource]
+    command += ["get", *what, "-n", namespace, "-o", "json"]
+    # kubectl gives up on a silent API server by itself; the subprocess timeout is the backstop.
+    command.append(f"--request-timeout={max(1, int(kubectl.timeout))}s")
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=kubectl.timeout + KUBECTL_GRACE_SECONDS,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise KubectlError(f"{kubectl.executable} not found on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise KubectlError(
+            f"kubectl did not answer within {kubectl.timeout + KUBECTL_GRACE_SECONDS:g}s"
+        ) from None
+    if result.returncode != 0:
+        if "(NotFound)" in result.stderr:
+            return None
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise KubectlError(lines[-1] if lines else f"kubectl exited with {result.returncode}")
+    if not result.stdout.strip():
+        return None
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise KubectlError(f"kubectl printed something that is not JSON: {result.stdout[:80]!r}") from None
+
+
+def _get(fields: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(fields, dict):
+            return None
+        fields = fields.get(key)
+    return fields
+
+
+def _generation_lag(obj: dict[str, Any]) -> str | None:
+    generation = _get(obj, "metadata", "generation")
+    observed = _get(obj, "status", "observedGeneration")
+    if isinstance(generation, int) and (not isinstance(observed, int) or observed < generation):
+        return f"status describes generation {observed}, the spec is at {generation}: rollout not seen yet"
+    return None
+
+
+def judge_controller(deployment: Any) -> Check:
+    where = f"{METALLB_NAMESPACE}/{CONTROLLER}"
+    if not isinstance(deployment, dict):
+        return Check("FAIL", "controller", f"Deployment {where} not found: is MetalLB installed?")
+    replicas = _get(deployment, "spec", "replicas")
+    replicas = 1 if replicas is None else replicas  # the API server's default
+    ready = _get(deployment, "status", "readyReplicas") or 0  # omitted while zero
+    problems = []
+    if replicas < 1:
+        problems.append("scaled to 0 replicas")
+    elif ready != replicas:
+        problems.append("not every replica is ready")
+    if lag := _generation_lag(deployment):
+        problems.append(lag)
+    detail = f"{where}: {ready}/{replicas} ready"
+    if problems:
+        return Check("FAIL", "controller", f"{detail}; {'; '.join(problems)}")
+    return Check("ok", "controller", detail)
+
+
+def judge_speakers(daemonset: Any) -> Check:
+    where = f"{METALLB_NAMESPACE}/{SPEAKER}"
+    if not isinstance(daemonset, dict):
+        return Check("FAIL", "speakers", f"DaemonSet {where} not found: is MetalLB installed?")
+    desired = _get(daemonset, "status", "desiredNumberScheduled") or 0
+    ready = _get(daemonset, "status", "numberReady") or 0
+    problems = []
+    if desired < 1:
+        problems.append(
+            "no node runs a speaker, so nobody answers ARP; are the nodes labelled "
+            "node.kubernetes.io/exclude-from-external-load-balancers (clearLoadBalancerExclusion)?"
+        )
+    elif ready != desired:
+        problems.append("not every speaker is ready")
+    if lag := _generation_lag(daemonset):
+        problems.append(lag)
+    detail = f"{where}: {ready}/{desired} ready"
+    if problems:
+        return Check("FAIL", "speakers", f"{detail}; {'; '.join(problems)}")
+    return Check("ok", "speakers", detail)
+
+
+def _address_key(text: str) -> tuple[str, str] | str:
+    """One `addresses` entry as its first and last address, so equal ranges written differently match."""
+    try:
+        if "-" in text:
+            first, _, last = text.partition("-")
+            return str(ipaddress.ip_address(first.strip())), str(ipaddress.ip_address(last.strip()))
+        network = ipaddress.ip_network(text.strip(), strict=False)
+        return str(network.network_address), str(network.broadcast_address)
+    except ValueError:
+        return text
+
+
+def _items(listing: Any) -> dict[str, dict[str, Any]]:
+    items = listing.get("items") if isinstance(listing, dict) else None
+    return {
+        item["metadata"]["name"]: item
+        for item in items or []
+        if isinstance(_get(item, "metadata", "name"), str)
+    }
+
+
+def judge_pools(listing: Any, pools: Sequence[PoolConfig]) -> Check:
+    found = _items(listing)
+    problems, described = [], []
+    for pool in pools:
+        expected = [block.text for block in pool.addresses]
+        item = found.get(pool.name)
+        if item is None:
+            problems.append(f"IPAddressPool {pool.name} is missing")
+            continue
+        actual = _get(item, "spec", "addresses") or []
+        if {_address_key(a) for a in actual} != {_address_key(e) for e in expected}:
+            problems.append(
+                f"IPAddressPool {pool.name} has addresses {', '.join(actual) or 'none'}, "
+                f"the stack says {', '.join(expected)}"
+            )
+        described.append(f"{pool.name} ({', '.join(actual)})")
+    extra = sorted(set(found) - {pool.name for pool in pools})
+    if problems:
+        present = f" (present: {', '.join(sorted(found))})" if found else " (none present)"
+        return Check("FAIL", "pools", "; ".join(problems) + present)
+    also = f"; also in the cluster: {', '.join(extra)}" if extra else ""
+    return Check("ok", "pools", ", ".join(described) + also)
+
+
+def judge_advertisements(
+    listing: Any, advertisements: Sequence[AdvertisementConfig], pools: Sequence[PoolConfig]
+) -> Check:
+    found = _items(listing)
+    all_pools = {pool.name for pool in pools}
+    problems, described = [], []
+    for advertisement in advertisements:
+        item = found.get(advertisement.name)
+        if item is None:
+            problems.append(f"L2Advertisement {advertisement.name} is missing")
+            continue
+        actual = set(_get(item, "spec", "ipAddressPools") or [])
+        if not actual and not _get(item, "spec", "ipAddressPoolSelectors"):
+            actual = all_pools  # MetalLB: no pools and no selectors advertises every pool
+        if actual != set(advertisement.pools):
+            problems.append(
+                f"L2Advertisement {advertisement.name} advertises "
+                f"pools {', '.join(sorted(actual)) or 'none'}, "
+                f"the stack says {', '.join(advertisement.pools)}"
+            )
+        described.append(f"{advertisement.name} (pools: {', '.join(sorted(actual))})")
+    if problems:
+        present = f" (present: {', '.join(sorted(found))})" if found else " (none present)"
+        return Check("FAIL", "advertisements", "; ".join(problems) + present)
+    return Check("ok", "advertisements", ", ".join(described))
+
+
+def service_ips(service: Any) -> list[IPAddress]:
+    """The IPs in `.status.loadBalancer.ingress`, in order."""
+    ips = []
+    for entry in _get(service, "status", "loadBalancer", "ingress") or []:
+        try:
+            ips.append(ipaddress.ip_address(entry.get("ip", "")))
+        except (ValueError, AttributeError):
+            continue
+    return ips
+
+
+def judge_service(
+    service: Any, bootstrap: BootstrapConfig, pools: Sequence[PoolConfig], context: str | None = None
+) -> Check:
+    where = f"{bootstrap.namespace}/{bootstrap.service}"
+    if not isinstance(service, dict):
+        return Check("FAIL", "service", f"Service {where} not found")
+    kind = _get(service, "spec", "type") or "ClusterIP"
+    if kind != "LoadBalancer":
+        return Check(
+            "FAIL",
+            "service",
+            f"{where} is type {kind}, not LoadBalancer: has `pulumi up` run for this stack?",
+        )
+    problems = []
+    ports = _get(service, "spec", "ports") or []
+    if not any(p.get("port") == bootstrap.port and p.get("protocol", "TCP") == "UDP" for p in ports):
+        shown = ", ".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "none"
+        problems.append(f"no UDP port {bootstrap.port} (ports: {shown})")
+    ips = service_ips(service)
+    shown_ips = ", ".join(map(str, ips))
+    on_context = f"--context {context} " if context else ""
+    describe = (
+        f"`kubectl {on_context}-n {bootstrap.namespace} describe service {bootstrap.service}` "
+        "shows MetalLB's events"
+    )
+    if not ips:
+        problems.append(f"no external IP yet (pending): MetalLB has not assigned one; {describe}")
+    elif bootstrap.ip is not None and bootstrap.ip not in ips:
+        problems.append(f"external IP {shown_ips}, expected {bootstrap.ip}; {describe}")
+    elif bootstrap.ip is None:
+        candidates = [pool for pool in pools if bootstrap.pool in (None, pool.name)]
+        if not any(pool.contains(ip) for pool in candidates for ip in ips):
+            names = ", ".join(pool.name for pool in candidates)
+            problems.append(f"external IP {shown_ips} is in none of the stack's pools ({names})")
+    detail = f"{where}: LoadBalancer, external IP {shown_ips or '<pending>'}"
+    if problems:
+        return Check("FAIL", "service", f"{detail}; {'; '.join(problems)}")
+    return Check("ok", "service", detail)
+
+
+# --- DNS: a small stub resolver over UDP -------------------------------------------------------------
+
+DNS_PORT = 53
+QTYPE_A = 1
+QTYPE_CNAME = 5
+QTYPE_AAAA = 28
+QCLASS_IN = 1
+RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+_FLAG_RESPONSE = 0x8000
+_FLAG_TRUNCATED = 0x0200
+_FLAG_RECURSION_DESIRED = 0x0100
+
+
+class DnsError(Exception):
+    """A malformed DNS message."""
+
+
+class _NotOurAnswerError(Exception):
+    """A datagram that does not answer our query (another ID or question): ignored, as resolvers do."""
+
+
+@dataclass(frozen=True)
+class DnsAnswer:
+    rcode: int
+    addresses: tuple[IPAddress, ...]
+    # The CNAMEs followed from the asked name to the addresses, in order.
+    cnames: tuple[str, ...] = ()
+    truncated: bool = False
+
+    @property
+    def rcode_name(self) -> str:
+        return RCODE_NAMES.get(self.rcode, f"RCODE {self.rcode}")
+
+
+def encode_name(name: str) -> bytes:
+    labels = name.rstrip(".").split(".")
+    encoded = b""
+    for label in labels:
+        raw = label.encode("ascii")
+        if not 1 <= len(raw) <= 63:
+            raise DnsError(f"{name!r}: every label needs 1 to 63 characters")
+        encoded += bytes([len(raw)]) + raw
+    encoded += b"\x00"
+    if len(encoded) > 255:
+        raise DnsError(f"{name!r} is longer than 255 octets")
+    return encoded
+
+
+def build_query(query_id: int, name: str, qtype: int = QTYPE_A) -> bytes:
+    """A standard query with recursion desired: header, one question, nothing else (RFC 1035 4.1)."""
+    header = struct.pack("!HHHHHH", query_id, _FLAG_RECURSION_DESIRED, 1, 0, 0, 0)
+    return header + encode_name(name) + struct.pack("!HH", qtype, QCLASS_IN)
+
+
+def read_name(message: bytes, offset: int) -> tuple[str, int]:
+    """The name at `offset`, following compression pointers (RFC 1035 4.1.4), and the offset after it."""
+    labels: list[str] = []
+    position, end, jumps, length_so_far = offset, None, 0, 0
+    while True:
+        if position >= len(message):
+            raise DnsError("a name runs past the end of the message")
+        length = message[position]
+        if length & 0xC0 == 0xC0:
+            if position + 1 >= len(message):
+                raise DnsError("a compression pointer runs past the end of the message")
+            if end is None:
+                end = position + 2
+            jumps += 1
+            if jumps > 127:
+                raise DnsError("compression pointers loop")
+            position = ((length & 0x3F) << 8) | message[position + 1]
+            continue
+        if length & 0xC0:
+            raise DnsError(f"unknown label type 0x{length & 0xC0:02x}")
+        position += 1
+        if length == 0:
+            break
+        if position + length > len(message):
+            raise DnsError("a label runs past the end of the message")
+        length_so_far += length + 1
+        if length_so_far > 255:
+            raise DnsError("a name is longer than 255 octets")
+        labels.append(message[position : position + length].decode("ascii", "replace"))
+        position += length
+    return ".".join(labels), (end if end is not None else position)
+
+
+def parse_response(message: bytes, query_id: int, name: str, qtype: int = QTYPE_A) -> DnsAnswer:
+    """The addresses `message` gives for `name`, following CNAMEs. Raises DnsError if it is malformed."""
+    if len(message) < 12:
+        raise DnsError(f"a {len(message)}-byte message is shorter than a DNS header")
+    answer_id, flags, questions, answers, _, _ = struct.unpack("!HHHHHH", message[:12])
+    if answer_id != query_id or not flags & _FLAG_RESPONSE:
+        raise _NotOurAnswerError
+    position = 12
+    for _ in range(questions):
+        asked, position = read_name(message, position)
+        if position + 4 > len(message):
+            raise DnsError("the question runs past the end of the message")
+        asked_type, _ = struct.unpack("!HH", message[position : position + 4])
+        position += 4
+        if asked.lower() != name.rstrip(".").lower() or asked_type != qtype:
+            raise _NotOurAnswerError
+    records: list[tuple[str, int, int, bytes | str]] = []
+    for _ in range(answers):
+        owner, position = read_name(message, position)
+        if position + 10 > len(message):
+            raise DnsError("a resource record runs past the end of the message")
+        rtype, rclass, _, rdlength = struct.unpack("!HHIH", message[position : position + 10])
+        position += 10
+        if position + rdlength > len(message):
+            raise DnsError("a record's data runs past the end of the message")
+        data: bytes | str = message[position : position + rdlength]
+        if rtype == QTYPE_CNAME:
+            data = read_name(message, position)[0]
+        records.append((owner.lower(), rtype, rclass, data))
+        position += rdlength
+    current, cnames = name.rstrip(".").lower(), []
+    for _ in range(16):
+        target = next((d for o, t, _, d in records if o == current and t == QTYPE_CNAME), None)
+        if not isinstance(target, str):
+            break
+        cnames.append(target)
+        current = target.lower()
+    owners = {name.rstrip(".").lower(), *(c.lower() for c in cnames)}
+    size = 4 if qtype == QTYPE_A else 16
+    addresses = tuple(
+        ipaddress.ip_address(data)
+        for owner, rtype, rclass, data in records
+        if owner in owners
+        and rtype == qtype
+        and rclass == QCLASS_IN
+        and isinstance(data, bytes)
+        and len(data) == size
+    )
+    return DnsAnswer(flags & 0x000F, addresses, tuple(cnames), bool(flags & _FLAG_TRUNCATED))
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+
+
+def resolve(name: str, server: tuple[str, int], timeout: float, qtype: int = QTYPE_A) -> DnsAnswer:
+    """Ask `server` for `name` over UDP. Raises TimeoutError, ConnectionRefusedError or DnsError."""
+    query_id = secrets.randbits(16)
+    with socket.socket(_family(server[0]), socket.SOCK_DGRAM) as sock:
+        # Connected, so only the server's datagrams arrive and its ICMP errors surface as exceptions.
+        sock.connect(server)
+        sock.send(build_query(query_id, name, qtype))
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+            message = sock.recv(65535)
+            try:
+                return parse_response(message, query_id, name, qtype)
+            except _NotOurAnswerError:
+                continue
+
+
+def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
+    """`IP`, `IP:PORT`, `IPv6` or `[IPv6]:PORT` as a (host, port) pair; ValueError otherwise."""
+    host, port = text.strip(), default_port
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected [IPv6]:PORT")
+            port = int(rest[1:])
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+        port = int(port_text)
+    address = ipaddress.ip_address(host)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r}: port {port} is not from 1 to 65535")
+    return str(address), port
+
+
+def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> tuple[str, int]:
+    """The first `nameserver` of resolv.conf, as `dig` uses; 127.0.0.1 when there is none (resolv.conf(5))."""
+    try:
+        lines = resolv_conf.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                return parse_server(fields[1].split("%")[0])
+            except ValueError:
+                continue
+    return "127.0.0.1", DNS_PORT
+
+
+def _show_server(server: tuple[str, int]) -> str:
+    host, port = server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def judge_dns(
+    hostname: str,
+    server_label: str,
+    expected: Sequence[IPAddress],
+    outcome: DnsAnswer | Exception,
+    timeout: float,
+) -> Check:
+    """What the resolver said about `hostname`, against the IP(s) it should say."""
+    want = ", ".join(map(str, expected))
+    expecting = f", expected {want}" if want else ""
+    asked = f"(asked {server_label})"
+    if isinstance(outcome, TimeoutError):
+        return Check("FAIL", "dns", f"{hostname}: no answer from {server_label} within {timeout:g}s")
+    if isinstance(outcome, ConnectionRefusedError):
+        return Check(
+            "FAIL", "dns", f"{hostname}: {server_label} refused the query: no DNS server listens there"
+        )
+    if isinstance(outcome, Exception):
+        return Check("FAIL", "dns", f"{hostname}: {type(outcome).__name__}: {outcome} {asked}")
+    via = f" via {' → '.join(outcome.cnames)}" if outcome.cnames else ""
+    if outcome.rcode != 0:
+        meaning = "no such name" if outcome.rcode == 3 else "the resolver failed"
+        return Check(
+            "FAIL",
+            "dns",
+            f"{hostname}: {outcome.rcode_name} ({meaning}){expecting} {asked}",
+        )
+    if not outcome.addresses:
+        truncated = "; the answer was truncated (TC)" if outcome.truncated else ""
+        return Check(
+            "FAIL",
+            "dns",
+            f"{hostname}: the name exists but has no address record{truncated}{expecting} {asked}",
+        )
+    got = ", ".join(map(str, outcome.addresses))
+    if not expected:
+        return Check(
+            "skip",
+            "dns",
+            f"{hostname} → {got}{via} {asked}; nothing to compare with: no IP is pinned and the "
+            "Service has no external IP",
+        )
+    if any(address in expected for address in outcome.addresses):
+        return Check("ok", "dns", f"{hostname} → {got}{via} {asked}")
+    hint = ""
+    if any(address.is_loopback for address in outcome.addresses):
+        hint = "; a loopback answer is a local override, such as the host dnsmasq's entry (see dnsFix)"
+    return Check("FAIL", "dns", f"{hostname} → {got}{via}, expected {want} {asked}{hint}")
+
+
+# --- UDP: one probe, honest about what silence means -------------------------------------------------
+
+# A version of the form 0x?a?a?a?a, reserved to make servers negotiate (RFC 9000 section 15).
+QUIC_RESERVED_VERSION = 0x1A2A3A4A
+QUIC_MIN_INITIAL_SIZE = 1200
+# <linux/in.h> and <linux/in6.h>; the socket module does not name them.
+_IP_RECVERR = 11
+_IPV6_RECVERR = 25
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    outcome: Literal["reply", "refused", "silent", "unreachable"]
+    detail: str = ""
+
+
+def quic_probe(dcid: bytes, scid: bytes) -> bytes:
+    """A long-header QUIC packet of a reserved version, padded to 1200 bytes so a server may answer it."""
+    packet = bytes([0xC0]) + struct.pack("!I", QUIC_RESERVED_VERSION)
+    packet += bytes([len(dcid)]) + dcid + bytes([len(scid)]) + scid
+    return packet + bytes(QUIC_MIN_INITIAL_SIZE - len(packet))
+
+
+def describe_reply(reply: bytes, dcid: bytes, scid: bytes) -> str:
+    """A Version Negotiation packet (RFC 9000 17.2.1) answering our probe by its versions, else the size."""
+    if len(reply) >= 7 and reply[0] & 0x80 and reply[1:5] == b"\x00\x00\x00\x00":
+        position = 5
+        echoed_dcid = reply[position + 1 : position + 1 + reply[position]]
+        position += 1 + reply[position]
+        echoed_scid = reply[position + 1 : position + 1 + reply[position]] if position < len(reply) else b""
+        position += 1 + (reply[position] if position < len(reply) else 0)
+        if echoed_dcid == scid and echoed_scid == dcid:
+            body = reply[position:]
+            versions = [f"0x{v:08x}" for (v,) in struct.iter_unpack("!I", body[: len(body) // 4 * 4])]
+            return f"a QUIC Version Negotiation packet (server versions {', '.join(versions) or 'none'})"
+    return f"a {len(reply)}-byte reply"
+
+
+def probe_udp(ip: IPAddress, port: int, timeout: float) -> ProbeResult:
+    dcid, scid = secrets.token_bytes(8), secrets.token_bytes(8)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if sys.platform == "linux":
+            # Linux reports a neighbour that never answers ARP (or NDP) as a local error, which reaches
+            # the socket only with IP_RECVERR: "No route to host" about 3 s after the datagram.
+            level, option = (
+                (socket.IPPROTO_IPV6, _IPV6_RECVERR) if ip.version == 6 else (socket.IPPROTO_IP, _IP_RECVERR)
+            )
+            sock.setsockopt(level, option, 1)
+        try:
+            # Connected, so the kernel hands ICMP errors for this destination back to this socket.
+            sock.connect((str(ip), port))
+            sock.send(quic_probe(dcid, scid))
+            sock.settimeout(timeout)
+            reply = sock.recv(65535)
+        except ConnectionRefusedError:
+            return ProbeResult("refused")
+        except TimeoutError:
+            return ProbeResult("silent")
+        except OSError as error:
+            return ProbeResult("unreachable", error.strerror or str(error))
+    return ProbeResult("reply", describe_reply(reply, dcid, scid))
+
+
+def judge_udp(ip: IPAddress, port: int, result: ProbeResult, timeout: float, *, strict: bool) -> Check:
+    target = f"[{ip}]:{port}/udp" if ip.version == 6 else f"{ip}:{port}/udp"
+    if result.outcome == "reply":
+        return Check("ok", "udp", f"{target}: {result.detail}: reachable, and something answers")
+    if result.outcome == "refused":
+        return Check(
+            "FAIL",
+            "udp",
+            f"{target}: ICMP port unreachable: the host is up, but nothing listens on the port or a "
+            "firewall rejects it (is the bootstrap pod running, and is the Service's port right?)",
+        )
+    if result.outcome == "unreachable":
+        return Check(
+            "FAIL",
+            "udp",
+            f"{target}: {result.detail}: the address cannot be reached from here "
+            "(on the same LAN: no speaker answers ARP for it)",
+        )
+    return Check(
+        "FAIL" if strict else "warn",
+        "udp",
+        f"{target}: no reply within {timeout:g}s: the port may be open (QUIC servers ignore unknown "
+        "datagrams) or filtered — inconclusive",
+    )
+
+
+# --- The run ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    resolver: tuple[str, int] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    strict_udp: bool = False
+    kubectl_timeout: float = DEFAULT_KUBECTL_TIMEOUT
+
+
+def _kube_check(name: str, fetch: Callable[[], Any], judge: Callable[[Any], Check]) -> tuple[Check, Any]:
+    try:
+        found = fetch()
+    except KubectlError as error:
+        return Check("FAIL", name, f"kubectl: {error}"), None
+    return judge(found), found
+
+
+def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
+    """Every check in order, each as soon as it is done."""
+    kubectl = Kubectl(config.kube_context, config.kubeconfig, options.kubectl_timeout)
+    yield _kube_check(
+        "controller",
+        lambda: kubectl_get(kubectl, "deployments.v1.apps", METALLB_NAMESPACE, CONTROLLER),
+        judge_controller,
+    )[0]
+    yield _kube_check(
+        "speakers",
+        lambda: kubectl_get(kubectl, "daemonsets.v1.apps", METALLB_NAMESPACE, SPEAKER),
+        judge_speakers,
+    )[0]
+    yield _kube_check(
+        "pools",
+        lambda: kubectl_get(kubectl, POOL_RESOURCE, METALLB_NAMESPACE),
+        lambda listing: judge_pools(listing, config.pools),
+    )[0]
+    yield _kube_check(
+        "advertisements",
+        lambda: kubectl_get(kubectl, ADVERTISEMENT_RESOURCE, METALLB_NAMESPACE),
+        lambda listing: judge_advertisements(listing, config.advertisements, config.pools),
+    )[0]
+    bootstrap = config.bootstrap
+    if bootstrap is None:
+        for name in ("service", "dns", "udp"):
+            yield Check("skip", name, "bootstrap is not configured for this stack")
+        return
+
+    service_check, service = _kube_check(
+        "service",
+        lambda: kubectl_get(kubectl, "services", bootstrap.namespace, bootstrap.service),
+        lambda found: judge_service(found, bootstrap, config.pools, config.kube_context),
+    )
+    yield service_check
+    # The stack file is the truth: a pinned IP is what DNS and clients should use, whatever the Service says.
+    expected = [bootstrap.ip] if bootstrap.ip is not None else service_ips(service)
+
+    if bootstrap.hostname is None:
+        yield Check("skip", "dns", "no hostname configured (bootstrap.hostname)")
+    else:
+        if options.resolver is not None:
+            server, label = options.resolver, _show_server(options.resolver)
+        else:
+            server = system_resolver()
+            label = f"{_show_server(server)}, the first nameserver of /etc/resolv.conf"
+        qtype = QTYPE_AAAA if expected and expected[0].version == 6 else QTYPE_A
+        outcome: DnsAnswer | Exception
+        try:
+            outcome = resolve(bootstrap.hostname, server, options.timeout, qtype)
+        except (OSError, DnsError) as error:
+            outcome = error
+        yield judge_dns(bootstrap.hostname, label, expected, outcome, options.timeout)
+
+    if not expected:
+        yield Check("skip", "udp", "no address to probe: no IP is pinned and the Service has none")
+    else:
+        result = probe_udp(expected[0], bootstrap.port, options.timeout)
+        yield judge_udp(expected[0], bootstrap.port, result, options.timeout, strict=options.strict_udp)
+
+
+def summary(stack: str, checks: Sequence[Check]) -> tuple[str, int]:
+    """The last line and the exit code."""
+    failed = [check.name for check in checks if check.status == "FAIL"]
+    warned = [check.name for check in checks if check.status == "warn"]
+    if failed:
+        return f"FAIL  {len(failed)} of {len(checks)} checks failed for stack {stack}: {', '.join(failed)}", 1
+    warnings = (
+        f" ({len(warned)} warning{'s' if len(warned) > 1 else ''}: {', '.join(warned)})" if warned else ""
+    )
+    return f"ok    no check failed for stack {stack}{warnings}", 0
+
+
+def _server_argument(text: str) -> tuple[str, int]:
+    try:
+        return parse_server(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not IP[:PORT] or [IPv6]:PORT: {error}") from None
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.verify",
+        description="Check a stack's MetalLB, bootstrap Service, DNS name and UDP port, one line per check.",
+        epilog="Exit status: 0 no check failed (warnings allowed), 1 a check failed, "
+        "2 the stack cannot be read.",
+    )
+    parser.add_argument("--stack", required=True, help="the stack to check, as in Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--resolver",
+        metavar="IP[:PORT]",
+        type=_server_argument,
+        help="DNS server to ask, IP[:PORT] (default: the first nameserver of /etc/resolv.conf)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=_positive,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds the DNS query and the UDP probe wait for an answer (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--kubectl-timeout",
+        metavar="S",
+        type=_positive,
+        default=DEFAULT_KUBECTL_TIMEOUT,
+        help=f"seconds each kubectl call may take (default {DEFAULT_KUBECTL_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--strict-udp", action="store_true", help="count a UDP probe that gets no reply as a failure"
+    )
+    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    known = stack_names(args.project_dir)
+    if args.stack not in known:
+        print(
+            f"no stack {args.stack!r}: there is no Pulumi.{args.stack}.yaml "
+            f"(stacks: {', '.join(known) or 'none'})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = load_stack_file_config(args.project_dir, args.stack)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"verify stack {config.stack}: context {config.kube_context}")
+    options = Options(args.resolver, args.timeout, args.strict_udp, args.kubectl_timeout)
+    checks = []
+    for check in iter_checks(config, options):
+        print(check.line(), flush=True)
+        checks.append(check)
+    last, code = summary(config.stack, checks)
+    print(last)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
