@@ -1,0 +1,1000 @@
+"""`python -m tools.verify`: its judges against recorded API responses, its DNS client against a real
+dnsmasq, its UDP probe against real sockets, and the whole command against a stand-in kubectl.
+
+Everything runs on loopback: the end-to-end stacks pin 127.0.0.51, so neither the DNS query nor the
+UDP probe leaves this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import ipaddress
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from stack_config import load_stack_file_config
+from tests.program import PROJECT_DIR
+from tests.tools import require_tool
+from tools import verify
+from tools.verify import Check, DnsAnswer, DnsError, ProbeResult
+
+RECORDED = Path(__file__).resolve().parent / "recorded_api"
+KIND_DEV = load_stack_file_config(PROJECT_DIR, "kind-dev")
+BEAM00 = load_stack_file_config(PROJECT_DIR, "beam00")
+assert KIND_DEV.bootstrap is not None
+BOOTSTRAP = KIND_DEV.bootstrap
+PINNED = ipaddress.ip_address("192.168.129.51")
+
+
+def recorded(name: str) -> Any:
+    return json.loads((RECORDED / name).read_text())
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- The Kubernetes judges, against recorded responses ------------------------------------------------
+
+
+def test_every_recorded_response_is_used_and_is_kubectl_json():
+    for path in RECORDED.glob("*.json"):
+        body = json.loads(path.read_text())
+        assert body["apiVersion"] and body["kind"], path.name
+        if body["kind"] == "List":
+            assert body["metadata"] == {"resourceVersion": ""}
+            assert all(item["apiVersion"] == "metallb.io/v1beta1" for item in body["items"])
+    source = Path(__file__).read_text()
+    unused = [p.name for p in RECORDED.glob("*.json") if p.name not in source]
+    assert not unused, f"recorded responses no test reads: {unused}"
+
+
+def test_controller_ready():
+    check = verify.judge_controller(recorded("deployment-metallb-controller.ready.json"))
+    assert check == Check("ok", "controller", "metallb-system/metallb-controller: 1/1 ready")
+
+
+def test_controller_not_ready():
+    check = verify.judge_controller(recorded("deployment-metallb-controller.not-ready.json"))
+    assert check.status == "FAIL"
+    assert check.detail == "metallb-system/metallb-controller: 0/1 ready; not every replica is ready"
+
+
+def test_controller_whose_status_lags_its_spec_is_not_ready():
+    deployment = recorded("deployment-metallb-controller.ready.json")
+    deployment["metadata"]["generation"] = 2
+    check = verify.judge_controller(deployment)
+    assert check.status == "FAIL"
+    assert "status describes generation 1, the spec is at 2" in check.detail
+
+
+def test_controller_scaled_to_zero():
+    deployment = recorded("deployment-metallb-controller.ready.json")
+    deployment["spec"]["replicas"] = 0
+    deployment["status"] = {"observedGeneration": 1}
+    check = verify.judge_controller(deployment)
+    assert (check.status, check.detail) == (
+        "FAIL",
+        "metallb-system/metallb-controller: 0/0 ready; scaled to 0 replicas",
+    )
+
+
+def test_controller_missing():
+    check = verify.judge_controller(None)
+    assert check.status == "FAIL"
+    assert check.detail == "Deployment metallb-system/metallb-controller not found: is MetalLB installed?"
+
+
+def test_speakers_ready():
+    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"))
+    assert check == Check("ok", "speakers", "metallb-system/metallb-speaker: 1/1 ready")
+
+
+def test_speakers_not_ready():
+    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.not-ready.json"))
+    assert (check.status, check.detail) == (
+        "FAIL",
+        "metallb-system/metallb-speaker: 0/1 ready; not every speaker is ready",
+    )
+
+
+def test_speakers_scheduled_nowhere_points_at_the_exclusion_label():
+    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.unscheduled.json"))
+    assert check.status == "FAIL"
+    assert check.detail.startswith("metallb-system/metallb-speaker: 0/0 ready; no node runs a speaker")
+    assert "exclude-from-external-load-balancers" in check.detail
+
+
+def test_pools_present():
+    check = verify.judge_pools(recorded("ipaddresspools.json"), KIND_DEV.pools)
+    assert check == Check("ok", "pools", "lan-pool (192.168.129.50-192.168.129.60)")
+
+
+def test_pool_missing():
+    check = verify.judge_pools(recorded("ipaddresspools.empty.json"), KIND_DEV.pools)
+    assert check == Check("FAIL", "pools", "IPAddressPool lan-pool is missing (none present)")
+
+
+def test_pool_with_other_addresses():
+    # beam00's pool is also called lan-pool, but has its own range.
+    check = verify.judge_pools(recorded("ipaddresspools.json"), BEAM00.pools)
+    assert check.status == "FAIL"
+    assert check.detail == (
+        "IPAddressPool lan-pool has addresses 192.168.129.50-192.168.129.60, "
+        "the stack says 192.168.129.70-192.168.129.80 (present: lan-pool)"
+    )
+
+
+def test_pool_addresses_compare_by_value_not_spelling():
+    listing = recorded("ipaddresspools.json")
+    listing["items"][0]["spec"]["addresses"] = ["192.168.129.50 - 192.168.129.60"]
+    assert verify.judge_pools(listing, KIND_DEV.pools).status == "ok"
+    pool = dataclasses.replace(
+        KIND_DEV.pools[0],
+        addresses=(dataclasses.replace(KIND_DEV.pools[0].addresses[0], text="192.168.129.64/28"),),
+    )
+    listing["items"][0]["spec"]["addresses"] = ["192.168.129.64-192.168.129.79"]
+    assert verify.judge_pools(listing, (pool,)).status == "ok"
+
+
+def test_advertisements_present():
+    check = verify.judge_advertisements(
+        recorded("l2advertisements.json"), KIND_DEV.advertisements, KIND_DEV.pools
+    )
+    assert check == Check("ok", "advertisements", "lan-advertisement (pools: lan-pool)")
+
+
+def test_advertisement_missing():
+    check = verify.judge_advertisements(
+        recorded("l2advertisements.empty.json"), KIND_DEV.advertisements, KIND_DEV.pools
+    )
+    assert check == Check(
+        "FAIL", "advertisements", "L2Advertisement lan-advertisement is missing (none present)"
+    )
+
+
+def test_advertisement_of_other_pools():
+    listing = recorded("l2advertisements.json")
+    listing["items"][0]["spec"]["ipAddressPools"] = ["other-pool"]
+    check = verify.judge_advertisements(listing, KIND_DEV.advertisements, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert "advertises pools other-pool, the stack says lan-pool" in check.detail
+
+
+def test_advertisement_without_pools_advertises_every_pool():
+    listing = recorded("l2advertisements.json")
+    del listing["items"][0]["spec"]["ipAddressPools"]
+    check = verify.judge_advertisements(listing, KIND_DEV.advertisements, KIND_DEV.pools)
+    assert check.status == "ok"
+
+
+def test_service_with_the_pinned_ip():
+    check = verify.judge_service(
+        recorded("service-macula-bootstrap.loadbalancer.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check == Check(
+        "ok", "service", "macula/macula-bootstrap: LoadBalancer, external IP 192.168.129.51"
+    )
+
+
+def test_service_still_clusterip():
+    check = verify.judge_service(
+        recorded("service-macula-bootstrap.clusterip.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check == Check(
+        "FAIL",
+        "service",
+        "macula/macula-bootstrap is type ClusterIP, not LoadBalancer: has `pulumi up` run for this stack?",
+    )
+
+
+def test_service_pending():
+    check = verify.judge_service(recorded("service-macula-bootstrap.pending.json"), BOOTSTRAP, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert check.detail.startswith(
+        "macula/macula-bootstrap: LoadBalancer, external IP <pending>; no external IP yet (pending)"
+    )
+
+
+def test_service_with_another_ip():
+    check = verify.judge_service(
+        recorded("service-macula-bootstrap.wrong-ip.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check.status == "FAIL"
+    assert "external IP 192.168.129.52, expected 192.168.129.51" in check.detail
+
+
+def test_service_missing():
+    check = verify.judge_service(None, BOOTSTRAP, KIND_DEV.pools)
+    assert check == Check("FAIL", "service", "Service macula/macula-bootstrap not found")
+
+
+def test_service_without_the_bootstrap_udp_port():
+    service = recorded("service-macula-bootstrap.loadbalancer.json")
+    service["spec"]["ports"][0]["protocol"] = "TCP"
+    check = verify.judge_service(service, BOOTSTRAP, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert "no UDP port 4433 (ports: 4433/TCP, 80/TCP)" in check.detail
+
+
+def test_service_without_a_pinned_ip_needs_one_from_the_pools():
+    unpinned = dataclasses.replace(BOOTSTRAP, ip=None)
+    assert (
+        verify.judge_service(
+            recorded("service-macula-bootstrap.wrong-ip.json"), unpinned, KIND_DEV.pools
+        ).status
+        == "ok"
+    )
+    service = recorded("service-macula-bootstrap.loadbalancer.json")
+    service["status"]["loadBalancer"]["ingress"][0]["ip"] = "10.0.0.7"
+    check = verify.judge_service(service, unpinned, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert "external IP 10.0.0.7 is in none of the stack's pools (lan-pool)" in check.detail
+
+
+# --- kubectl_get, the one function that runs kubectl ---------------------------------------------------
+
+
+def write_kubectl(directory: Path, body: str) -> Path:
+    """A `kubectl` in `directory` that logs its arguments to calls.jsonl, then runs `body` (Python)."""
+    script = directory / "kubectl"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys, time\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        "with open(os.path.join(here, 'calls.jsonl'), 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n" + body
+    )
+    script.chmod(0o755)
+    return script
+
+
+def calls(directory: Path) -> list[list[str]]:
+    log = directory / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_kubectl_get_passes_context_and_kubeconfig_and_parses_json(tmp_path):
+    body = (RECORDED / "deployment-metallb-controller.ready.json").read_text()
+    script = write_kubectl(tmp_path, f"sys.stdout.write({body!r})\n")
+    kubectl = verify.Kubectl("kind-macula-dev", "/srv/kube/config", 7, str(script))
+    found = verify.kubectl_get(kubectl, "deployments.v1.apps", "metallb-system", "metallb-controller")
+    assert found["metadata"]["name"] == "metallb-controller"
+    assert calls(tmp_path) == [
+        [
+            "--context", "kind-macula-dev", "--kubeconfig", "/srv/kube/config",
+            "get", "deployments.v1.apps", "metallb-controller", "--ignore-not-found", "-n", "metallb-system",
+            "-o", "json", "--request-timeout=7s",
+        ]
+    ]  # fmt: skip
+
+
+def test_kubectl_get_lists_without_ignore_not_found(tmp_path):
+    script = write_kubectl(tmp_path, 'print(\'{"kind": "List", "items": []}\')\n')
+    found = verify.kubectl_get(
+        verify.Kubectl("ctx", executable=str(script)), verify.POOL_RESOURCE, "metallb-system"
+    )
+    assert found == {"kind": "List", "items": []}
+    assert calls(tmp_path) == [
+        [
+            "--context",
+            "ctx",
+            "get",
+            verify.POOL_RESOURCE,
+            "-n",
+            "metallb-system",
+            "-o",
+            "json",
+            "--request-timeout=20s",
+        ]
+    ]
+
+
+def test_kubectl_get_reads_nothing_as_not_found(tmp_path):
+    script = write_kubectl(tmp_path, "")
+    assert verify.kubectl_get(verify.Kubectl("c", executable=str(script)), "services", "macula", "x") is None
+
+
+def test_kubectl_get_reads_a_not_found_error_as_not_found(tmp_path):
+    script = write_kubectl(
+        tmp_path,
+        "sys.stderr.write('Error from server (NotFound): services \"x\" not found\\n'); sys.exit(1)\n",
+    )
+    assert verify.kubectl_get(verify.Kubectl("c", executable=str(script)), "services", "macula", "x") is None
+
+
+def test_kubectl_get_reports_kubectls_last_error_line(tmp_path):
+    script = write_kubectl(
+        tmp_path,
+        "sys.stderr.write('E0304 10:15:02 memcache.go:265] couldn\\'t get current server API group list\\n'"
+        "'error: the server doesn\\'t have a resource type \"ipaddresspools\"\\n'); sys.exit(1)\n",
+    )
+    with pytest.raises(
+        verify.KubectlError, match=r'^error: the server doesn\'t have a resource type "ipaddresspools"$'
+    ):
+        verify.kubectl_get(
+            verify.Kubectl("c", executable=str(script)), verify.POOL_RESOURCE, "metallb-system"
+        )
+
+
+def test_kubectl_get_without_kubectl(tmp_path):
+    with pytest.raises(verify.KubectlError, match="not found on PATH"):
+        verify.kubectl_get(verify.Kubectl("c", executable=str(tmp_path / "kubectl")), "services", "macula")
+
+
+def test_kubectl_get_stops_a_hung_kubectl(tmp_path, monkeypatch):
+    monkeypatch.setattr(verify, "KUBECTL_GRACE_SECONDS", 0.0)
+    script = write_kubectl(tmp_path, "time.sleep(30)\n")
+    started = time.monotonic()
+    with pytest.raises(verify.KubectlError, match=r"did not answer within 0\.5s"):
+        verify.kubectl_get(verify.Kubectl("c", timeout=0.5, executable=str(script)), "services", "macula")
+    assert time.monotonic() - started < 5
+
+
+def api_resources(group_version: str, *plurals: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "kind": "APIResourceList",
+        "groupVersion": group_version,
+        "resources": [
+            {"name": plural, "singularName": "", "namespaced": True, "kind": kind, "verbs": ["get", "list"]}
+            for plural, kind in plurals
+        ],
+    }
+
+
+def api_group(name: str, version: str) -> dict[str, Any]:
+    version_entry = {"groupVersion": f"{name}/{version}", "version": version}
+    return {"name": name, "versions": [version_entry], "preferredVersion": version_entry}
+
+
+def typed_list(kind: str, name: str) -> dict[str, Any]:
+    """What the API server returns for a list: the typed list, not kubectl's generic List."""
+    items = recorded(name)["items"]
+    return {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": kind,
+        "metadata": {"resourceVersion": "2000"},
+        "items": items,
+    }
+
+
+class FakeApiServer(http.server.BaseHTTPRequestHandler):
+    """Just enough of a kube-apiserver for `kubectl get`: discovery, then the recorded objects by path."""
+
+    ROUTES: ClassVar[dict[str, Any]] = {
+        "/api": {"kind": "APIVersions", "versions": ["v1"]},
+        "/api/v1": api_resources("v1", ("services", "Service")),
+        "/apis": {
+            "kind": "APIGroupList",
+            "groups": [api_group("apps", "v1"), api_group("metallb.io", "v1beta1")],
+        },
+        "/apis/apps/v1": api_resources("apps/v1", ("deployments", "Deployment"), ("daemonsets", "DaemonSet")),
+        "/apis/metallb.io/v1beta1": api_resources(
+            "metallb.io/v1beta1", ("ipaddresspools", "IPAddressPool"), ("l2advertisements", "L2Advertisement")
+        ),
+        "/apis/apps/v1/namespaces/metallb-system/deployments/metallb-controller": recorded(
+            "deployment-metallb-controller.ready.json"
+        ),
+        "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools": typed_list(
+            "IPAddressPoolList", "ipaddresspools.json"
+        ),
+        "/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements": typed_list(
+            "L2AdvertisementList", "l2advertisements.empty.json"
+        ),
+    }
+
+    def do_GET(self) -> None:
+        body = self.ROUTES.get(self.path.partition("?")[0])
+        code = 200 if body is not None else 404
+        if body is None:
+            name = self.path.partition("?")[0].rsplit("/", 1)[-1]
+            body = {
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": f'"{name}" not found', "details": {"name": name},
+            }  # fmt: skip
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_kubectl_get_against_the_real_kubectl(tmp_path, monkeypatch):
+    """The contract the stand-ins assume, checked against a real kubectl talking to a fake API server."""
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.skip("kubectl is not installed: kubectl_get is checked against stand-ins only")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KUBECACHEDIR", str(tmp_path / "cache"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            json.dumps({
+                "apiVersion": "v1", "kind": "Config", "current-context": "",
+                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+                "contexts": [{"name": "kind-macula-dev", "context": {"cluster": "fake", "user": "nobody"}}],
+                "users": [{"name": "nobody", "user": {}}],
+            })
+        )  # fmt: skip
+        kubectl = verify.Kubectl("kind-macula-dev", str(kubeconfig), 5, binary)
+        get = functools.partial(verify.kubectl_get, kubectl)
+        assert get("deployments.v1.apps", "metallb-system", "metallb-controller") == recorded(
+            "deployment-metallb-controller.ready.json"
+        )
+        assert get("services", "macula", "macula-bootstrap") is None
+        # kubectl turns the typed lists into the generic List the recordings hold.
+        assert get(verify.POOL_RESOURCE, "metallb-system") == recorded("ipaddresspools.json")
+        assert get(verify.ADVERTISEMENT_RESOURCE, "metallb-system") == recorded("l2advertisements.empty.json")
+        with pytest.raises(verify.KubectlError, match="the server doesn't have a resource type"):
+            get("bgppeers.v1beta2.metallb.io", "metallb-system")
+        with pytest.raises(verify.KubectlError, match='context "beam00" does not exist'):
+            verify.kubectl_get(dataclasses.replace(kubectl, context="beam00"), "services", "macula")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- DNS: the query on the wire, the parser, and a real dnsmasq ---------------------------------------
+
+
+def test_query_is_rfc1035_on_the_wire():
+    query = verify.build_query(0x1234, "bootstrap.macula.local")
+    assert query == (
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        b"\x09bootstrap\x06macula\x05local\x00"
+        b"\x00\x01\x00\x01"
+    )
+
+
+def response(query_id: int, flags: int, question: bytes, answers: list[bytes]) -> bytes:
+    return struct.pack("!HHHHHH", query_id, flags, 1, len(answers), 0, 0) + question + b"".join(answers)
+
+
+QUESTION = b"\x05alias\x06macula\x05local\x00\x00\x01\x00\x01"
+
+
+def test_parser_follows_compression_pointers_and_cnames():
+    # alias.macula.local CNAME target.<pointer to macula.local>; target... A 192.168.129.51
+    cname = b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 300, 9) + b"\x06target\xc0\x12"
+    a_record = b"\xc0\x30" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 168, 129, 51])
+    message = response(7, 0x8180, QUESTION, [cname, a_record])
+    assert message[0x30:0x32] == b"\x06t"  # the pointer above points at the CNAME's target
+    answer = verify.parse_response(message, 7, "alias.macula.local")
+    assert answer == DnsAnswer(0, (PINNED,), ("target.macula.local",))
+
+
+def test_parser_ignores_addresses_of_other_names():
+    stray = b"\x05other\xc0\x12" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([10, 0, 0, 1])
+    answer = verify.parse_response(response(7, 0x8180, QUESTION, [stray]), 7, "alias.macula.local")
+    assert answer.addresses == ()
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (b"\x00\x07\x81\x80", "shorter than a DNS header"),
+        (response(7, 0x8180, QUESTION, [b"\xc0\x24"]), "compression pointers loop"),  # points at itself
+        (response(7, 0x8180, QUESTION, [b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + b"\xc0"]),
+         "record's data runs past the end"),
+        (response(7, 0x8180, QUESTION, [b"\x3f" + b"a" * 10]), "label runs past the end"),
+    ],
+    ids=["short", "pointer-loop", "short-rdata", "short-label"],
+)  # fmt: skip
+def test_parser_rejects_malformed_messages(message, error):
+    with pytest.raises(DnsError, match=error):
+        verify.parse_response(message, 7, "alias.macula.local")
+
+
+DNSMASQ_NAMES = {
+    "bootstrap.macula.local": "192.168.129.51",
+    "override.macula.local": "127.0.0.2",  # the runbook's stale override
+    "loop-bootstrap.macula.local": "127.0.0.51",  # the end-to-end stacks' bootstrap, on loopback
+}
+
+
+@pytest.fixture(scope="module")
+def dnsmasq(tmp_path_factory) -> Iterator[tuple[str, int]]:
+    """A real dnsmasq on 127.0.0.1, answering only for macula.local (NXDOMAIN for unknown names there)."""
+    binary = require_tool("dnsmasq")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("dnsmasq") / "log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+            "--pid-file=", "--log-facility=-", "--listen-address=127.0.0.1", "--bind-interfaces",
+            f"--port={port}", "--local=/macula.local/",
+            *(f"--address=/{name}/{ip}" for name, ip in DNSMASQ_NAMES.items()),
+            "--host-record=v6only.macula.local,fd00::51",
+            "--host-record=alias-target.macula.local,192.168.129.51",
+            "--cname=alias.macula.local,alias-target.macula.local",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server = ("127.0.0.1", port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                verify.resolve("bootstrap.macula.local", server, 0.2)
+                break
+            except (TimeoutError, ConnectionRefusedError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"dnsmasq did not start:\n{log_path.read_text()}")
+                time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+        log.close()
+
+
+def test_resolves_through_dnsmasq(dnsmasq):
+    answer = verify.resolve("bootstrap.macula.local", dnsmasq, 2)
+    assert answer == DnsAnswer(0, (PINNED,))
+    check = verify.judge_dns("bootstrap.macula.local", "127.0.0.1:N", [PINNED], answer, 2)
+    assert check == Check("ok", "dns", "bootstrap.macula.local → 192.168.129.51 (asked 127.0.0.1:N)")
+
+
+def test_reports_the_override_the_resolver_answers(dnsmasq):
+    answer = verify.resolve("override.macula.local", dnsmasq, 2)
+    check = verify.judge_dns("override.macula.local", "127.0.0.1:N", [PINNED], answer, 2)
+    assert check.status == "FAIL"
+    assert check.detail == (
+        "override.macula.local → 127.0.0.2, expected 192.168.129.51 (asked 127.0.0.1:N); a loopback answer "
+        "is a local override, such as the host dnsmasq's entry (see dnsFix)"
+    )
+
+
+def test_reports_nxdomain(dnsmasq):
+    answer = verify.resolve("unknown.macula.local", dnsmasq, 2)
+    assert (answer.rcode_name, answer.addresses) == ("NXDOMAIN", ())
+    check = verify.judge_dns("unknown.macula.local", "127.0.0.1:N", [PINNED], answer, 2)
+    assert check == Check(
+        "FAIL",
+        "dns",
+        "unknown.macula.local: NXDOMAIN (no such name), expected 192.168.129.51 (asked 127.0.0.1:N)",
+    )
+
+
+def test_reports_a_name_without_an_a_record(dnsmasq):
+    answer = verify.resolve("v6only.macula.local", dnsmasq, 2)
+    assert answer == DnsAnswer(0, ())
+    check = verify.judge_dns("v6only.macula.local", "127.0.0.1:N", [PINNED], answer, 2)
+    assert check.detail.startswith("v6only.macula.local: the name exists but has no address record")
+    assert verify.resolve("v6only.macula.local", dnsmasq, 2, verify.QTYPE_AAAA).addresses == (
+        ipaddress.ip_address("fd00::51"),
+    )
+
+
+def test_follows_a_cname(dnsmasq):
+    answer = verify.resolve("alias.macula.local", dnsmasq, 2)
+    assert answer == DnsAnswer(0, (PINNED,), ("alias-target.macula.local",))
+    check = verify.judge_dns("alias.macula.local", "r", [PINNED], answer, 2)
+    assert check.detail == "alias.macula.local → 192.168.129.51 via alias-target.macula.local (asked r)"
+
+
+def test_reports_a_resolver_that_refuses(dnsmasq):
+    answer = verify.resolve("example.org", dnsmasq, 2)
+    check = verify.judge_dns("example.org", "r", [PINNED], answer, 2)
+    assert check.detail == "example.org: REFUSED (the resolver failed), expected 192.168.129.51 (asked r)"
+
+
+@pytest.mark.parametrize(
+    "name", [*DNSMASQ_NAMES, "alias.macula.local", "v6only.macula.local", "unknown.macula.local"]
+)
+def test_answers_as_dig_does(dnsmasq, name):
+    dig = require_tool("dig")
+    host, port = dnsmasq
+    output = subprocess.run(
+        [dig, "+short", "+time=2", "+tries=1", f"@{host}", "-p", str(port), name, "A"],
+        capture_output=True, text=True, timeout=10, check=True,
+    ).stdout  # fmt: skip
+    dig_addresses = [ipaddress.ip_address(line) for line in output.split() if re.fullmatch(r"[\d.]+", line)]
+    assert list(verify.resolve(name, dnsmasq, 2).addresses) == dig_addresses
+
+
+@pytest.fixture
+def silent_udp() -> Iterator[tuple[str, int]]:
+    """A UDP socket that reads datagrams and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield "127.0.0.1", sock.getsockname()[1]
+
+
+def test_dns_timeout(silent_udp):
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        verify.resolve("bootstrap.macula.local", silent_udp, 0.3)
+    assert 0.25 < time.monotonic() - started < 2
+    check = verify.judge_dns("bootstrap.macula.local", "127.0.0.1:N", [PINNED], TimeoutError(), 0.3)
+    assert check == Check("FAIL", "dns", "bootstrap.macula.local: no answer from 127.0.0.1:N within 0.3s")
+
+
+def test_dns_server_not_listening():
+    with pytest.raises(ConnectionRefusedError):
+        verify.resolve("bootstrap.macula.local", ("127.0.0.1", free_port()), 2)
+
+
+def test_dns_ignores_datagrams_that_do_not_answer_the_query():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+
+        def answer_twice() -> None:
+            query, client = server.recvfrom(512)
+            (query_id,) = struct.unpack("!H", query[:2])
+            question = query[12:]
+            a_record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 0, 4)
+            server.sendto(response(query_id ^ 1, 0x8180, question, [a_record + bytes([10, 9, 9, 9])]), client)
+            server.sendto(
+                response(query_id, 0x8180, question, [a_record + bytes([192, 168, 129, 51])]), client
+            )
+
+        thread = threading.Thread(target=answer_twice, daemon=True)
+        thread.start()
+        answer = verify.resolve("bootstrap.macula.local", server.getsockname(), 2)
+        thread.join(timeout=2)
+    assert answer.addresses == (PINNED,)
+
+
+@pytest.mark.parametrize(
+    ("text", "server"),
+    [
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("::1", ("::1", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("[fd00::53]", ("fd00::53", 53)),
+    ],
+)
+def test_parse_server(text, server):
+    assert verify.parse_server(text) == server
+
+
+@pytest.mark.parametrize("text", ["resolver.lan", "127.0.0.1:0", "127.0.0.1:x", "[::1]5353"])
+def test_parse_server_rejects(text):
+    with pytest.raises(ValueError):
+        verify.parse_server(text)
+
+
+def test_system_resolver_is_resolv_confs_first_nameserver(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# generated\nsearch macula.local\nnameserver fe80::1%eth0\nnameserver 10.0.0.53\n")
+    assert verify.system_resolver(conf) == ("fe80::1", 53)
+    conf.write_text("options edns0\n")
+    assert verify.system_resolver(conf) == ("127.0.0.1", 53)
+    assert verify.system_resolver(tmp_path / "absent") == ("127.0.0.1", 53)
+
+
+# --- UDP: what one probe can and cannot tell ----------------------------------------------------------
+
+
+@pytest.fixture
+def udp_server() -> Iterator[tuple[socket.socket, int]]:
+    """A bound UDP socket on 127.0.0.1 and its port; tests decide whether and how it answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        yield sock, sock.getsockname()[1]
+
+
+def serve_once(sock: socket.socket, answer) -> threading.Thread:
+    def run() -> None:
+        try:
+            datagram, client = sock.recvfrom(65535)
+        except OSError:
+            return
+        sock.sendto(answer(datagram), client)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
+
+
+def test_probe_is_a_quic_packet_of_a_reserved_version():
+    packet = verify.quic_probe(b"D" * 8, b"S" * 8)
+    assert len(packet) == 1200
+    assert packet[0] & 0xC0 == 0xC0
+    (version,) = struct.unpack("!I", packet[1:5])
+    assert version & 0x0F0F0F0F == 0x0A0A0A0A  # 0x?a?a?a?a, RFC 9000 section 15
+
+
+def test_udp_echo_is_reachable(udp_server):
+    sock, port = udp_server
+    serve_once(sock, lambda datagram: datagram)
+    result = verify.probe_udp(LOOPBACK, port, 2)
+    assert result == ProbeResult("reply", "a 1200-byte reply")
+    check = verify.judge_udp(LOOPBACK, port, result, 2, strict=False)
+    assert check == Check(
+        "ok", "udp", f"127.0.0.1:{port}/udp: a 1200-byte reply: reachable, and something answers"
+    )
+
+
+def test_udp_quic_version_negotiation_is_recognised(udp_server):
+    sock, port = udp_server
+
+    def negotiate(datagram: bytes) -> bytes:
+        dcid = datagram[6 : 6 + datagram[5]]
+        scid_at = 6 + datagram[5]
+        scid = datagram[scid_at + 1 : scid_at + 1 + datagram[scid_at]]
+        return (
+            b"\x80\x00\x00\x00\x00"
+            + bytes([len(scid)])
+            + scid
+            + bytes([len(dcid)])
+            + dcid
+            + b"\x00\x00\x00\x01"
+        )
+
+    serve_once(sock, negotiate)
+    result = verify.probe_udp(LOOPBACK, port, 2)
+    assert result == ProbeResult("reply", "a QUIC Version Negotiation packet (server versions 0x00000001)")
+
+
+def test_udp_closed_port_is_refused():
+    port = free_port()
+    result = verify.probe_udp(LOOPBACK, port, 2)
+    assert result == ProbeResult("refused")
+    check = verify.judge_udp(LOOPBACK, port, result, 2, strict=False)
+    assert check.status == "FAIL"
+    assert check.detail.startswith(
+        f"127.0.0.1:{port}/udp: ICMP port unreachable: the host is up, but nothing listens"
+    )
+
+
+def test_udp_closed_port_is_refused_over_ipv6_too():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+            port = sock.getsockname()[1]
+    except OSError as error:
+        pytest.skip(f"no IPv6 loopback: {error}")
+    assert verify.probe_udp(ipaddress.ip_address("::1"), port, 2) == ProbeResult("refused")
+
+
+def test_udp_silence_is_inconclusive(udp_server):
+    _, port = udp_server
+    started = time.monotonic()
+    result = verify.probe_udp(LOOPBACK, port, 0.3)
+    assert 0.25 < time.monotonic() - started < 2
+    assert result == ProbeResult("silent")
+    check = verify.judge_udp(LOOPBACK, port, result, 0.3, strict=False)
+    assert check == Check(
+        "warn",
+        "udp",
+        f"127.0.0.1:{port}/udp: no reply within 0.3s: the port may be open (QUIC servers ignore unknown "
+        "datagrams) or filtered — inconclusive",
+    )
+    assert verify.judge_udp(LOOPBACK, port, result, 0.3, strict=True).status == "FAIL"
+
+
+def test_udp_unreachable_address_fails():
+    check = verify.judge_udp(PINNED, 4433, ProbeResult("unreachable", "No route to host"), 2, strict=False)
+    assert check.status == "FAIL"
+    assert check.detail.startswith("192.168.129.51:4433/udp: No route to host: the address cannot be reached")
+
+
+# --- The command, end to end, with a stand-in kubectl --------------------------------------------------
+
+STANDIN_KUBECTL = """
+args = sys.argv[1:]
+get = args.index("get")
+resource, rest = args[get + 1], args[get + 2 :]
+name = rest[0] if rest and not rest[0].startswith("-") else None
+with open(os.path.join(here, "objects.json")) as f:
+    served = json.load(f)
+key = f"{resource}/{name}" if name else resource
+if "error" in served:
+    sys.stderr.write(served["error"] + "\\n")
+    sys.exit(1)
+if key not in served:
+    sys.stderr.write(f"standin kubectl: nothing recorded for {key}\\n")
+    sys.exit(3)
+if served[key] is not None:
+    sys.stdout.write(served[key])
+"""
+
+
+def loopback(text: str, port: int | None = None) -> str:
+    """Recorded text with kind-dev's LAN addresses moved onto loopback, so probes stay on this host, and
+    the bootstrap port 4433 moved to `port`, a free one."""
+    text = text.replace("192.168.129.", "127.0.0.")
+    return text if port is None else text.replace('"port": 4433', f'"port": {port}')
+
+
+def serve(directory: Path, objects: Mapping[str, str | None], transform=loopback) -> None:
+    write_kubectl(directory, STANDIN_KUBECTL)
+    bodies = {
+        key: None if name is None else transform((RECORDED / name).read_text())
+        for key, name in objects.items()
+    }
+    (directory / "objects.json").write_text(json.dumps(bodies))
+
+
+HEALTHY = {
+    "deployments.v1.apps/metallb-controller": "deployment-metallb-controller.ready.json",
+    "daemonsets.v1.apps/metallb-speaker": "daemonset-metallb-speaker.ready.json",
+    "ipaddresspools.v1beta1.metallb.io": "ipaddresspools.json",
+    "l2advertisements.v1beta1.metallb.io": "l2advertisements.json",
+    "services/macula-bootstrap": "service-macula-bootstrap.loadbalancer.json",
+}
+BROKEN = {
+    "deployments.v1.apps/metallb-controller": "deployment-metallb-controller.not-ready.json",
+    "daemonsets.v1.apps/metallb-speaker": "daemonset-metallb-speaker.not-ready.json",
+    "ipaddresspools.v1beta1.metallb.io": "ipaddresspools.empty.json",
+    "l2advertisements.v1beta1.metallb.io": "l2advertisements.empty.json",
+    "services/macula-bootstrap": "service-macula-bootstrap.pending.json",
+}
+
+
+def loopback_project(directory: Path, stack: str, hostname: str, port: int) -> Path:
+    """A project holding one stack shaped like kind-dev, but on 127.0.0.50-60 with 127.0.0.51 pinned."""
+    directory.mkdir()
+    (directory / "Pulumi.yaml").write_text("name: macula-lan\nruntime: python\n")
+    stack_file = loopback((PROJECT_DIR / "Pulumi.kind-dev.yaml").read_text())
+    stack_file = stack_file.replace(
+        "hostname: bootstrap.macula.local", f"hostname: {hostname}\n    port: {port}"
+    )
+    (directory / f"Pulumi.{stack}.yaml").write_text(stack_file)
+    return directory
+
+
+def run_verify(kubectl_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{kubectl_dir}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [sys.executable, "-m", "tools.verify", *args],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_healthy_stack(tmp_path, dnsmasq):
+    host, dns_port = dnsmasq
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bootstrap:
+        bootstrap.bind(("127.0.0.51", 0))
+        bootstrap.settimeout(30)
+        udp_port = bootstrap.getsockname()[1]
+        serve_once(bootstrap, lambda datagram: datagram)
+        project = loopback_project(tmp_path / "project", "loop", "loop-bootstrap.macula.local", udp_port)
+        kubectl_dir = tmp_path / "bin"
+        kubectl_dir.mkdir()
+        serve(kubectl_dir, HEALTHY, lambda text: loopback(text, udp_port))
+        result = run_verify(
+            kubectl_dir, "--stack", "loop", "--resolver", f"{host}:{dns_port}", "--timeout", "2",
+            "--project-dir", str(project),
+        )  # fmt: skip
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "verify stack loop: context kind-macula-dev",
+        "ok    controller      metallb-system/metallb-controller: 1/1 ready",
+        "ok    speakers        metallb-system/metallb-speaker: 1/1 ready",
+        "ok    pools           lan-pool (127.0.0.50-127.0.0.60)",
+        "ok    advertisements  lan-advertisement (pools: lan-pool)",
+        "ok    service         macula/macula-bootstrap: LoadBalancer, external IP 127.0.0.51",
+        f"ok    dns             loop-bootstrap.macula.local → 127.0.0.51 (asked 127.0.0.1:{dns_port})",
+        f"ok    udp             127.0.0.51:{udp_port}/udp: a 1200-byte reply: "
+        "reachable, and something answers",
+        "ok    no check failed for stack loop",
+    ]
+    assert result.returncode == 0
+    # Every call went to the stack's context, never to whatever the kubeconfig has selected.
+    assert all(call[:2] == ["--context", "kind-macula-dev"] for call in calls(kubectl_dir))
+    assert len(calls(kubectl_dir)) == 5
+
+
+def test_broken_stack_names_every_failing_check(tmp_path, dnsmasq):
+    host, dns_port = dnsmasq
+    closed_port = free_port()
+    project = loopback_project(tmp_path / "project", "loop", "override.macula.local", closed_port)
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    serve(kubectl_dir, BROKEN, lambda text: loopback(text, closed_port))
+    result = run_verify(
+        kubectl_dir, "--stack", "loop", "--resolver", f"{host}:{dns_port}", "--timeout", "1",
+        "--project-dir", str(project),
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[0] == "verify stack loop: context kind-macula-dev"
+    assert [line[:22] for line in lines[1:8]] == [
+        "FAIL  controller      ",
+        "FAIL  speakers        ",
+        "FAIL  pools           ",
+        "FAIL  advertisements  ",
+        "FAIL  service         ",
+        "FAIL  dns             ",
+        "FAIL  udp             ",
+    ]
+    assert lines[1].endswith("0/1 ready; not every replica is ready")
+    assert lines[2].endswith("0/1 ready; not every speaker is ready")
+    assert lines[3].endswith("IPAddressPool lan-pool is missing (none present)")
+    assert lines[4].endswith("L2Advertisement lan-advertisement is missing (none present)")
+    assert "external IP <pending>; no external IP yet (pending)" in lines[5]
+    assert f"override.macula.local → 127.0.0.2, expected 127.0.0.51 (asked 127.0.0.1:{dns_port})" in lines[6]
+    assert f"127.0.0.51:{closed_port}/udp: ICMP port unreachable" in lines[7]
+    assert lines[8] == (
+        "FAIL  7 of 7 checks failed for stack loop: "
+        "controller, speakers, pools, advertisements, service, dns, udp"
+    )
+    assert len(lines) == 9
+    assert result.returncode == 1
+
+
+def test_stack_without_bootstrap_skips_the_bootstrap_checks(tmp_path):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    # beam00's own range, in the otherwise recorded kind-dev objects.
+    serve(
+        kubectl_dir,
+        HEALTHY,
+        lambda text: text.replace("192.168.129.50-192.168.129.60", "192.168.129.70-192.168.129.80"),
+    )
+    result = run_verify(kubectl_dir, "--stack", "beam00")
+    assert result.stdout.splitlines() == [
+        "verify stack beam00: context beam00",
+        "ok    controller      metallb-system/metallb-controller: 1/1 ready",
+        "ok    speakers        metallb-system/metallb-speaker: 1/1 ready",
+        "ok    pools           lan-pool (192.168.129.70-192.168.129.80)",
+        "ok    advertisements  lan-advertisement (pools: lan-pool)",
+        "skip  service         bootstrap is not configured for this stack",
+        "skip  dns             bootstrap is not configured for this stack",
+        "skip  udp             bootstrap is not configured for this stack",
+        "ok    no check failed for stack beam00",
+    ]
+    assert result.returncode == 0
+    assert all(call[:2] == ["--context", "beam00"] for call in calls(kubectl_dir))
+
+
+def test_unreachable_cluster_fails_every_kubernetes_check(tmp_path):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    write_kubectl(kubectl_dir, STANDIN_KUBECTL)
+    refused = (
+        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+    )
+    (kubectl_dir / "objects.json").write_text(json.dumps({"error": refused}))
+    result = run_verify(kubectl_dir, "--stack", "beam00")
+    lines = result.stdout.splitlines()
+    assert lines[1:5] == [
+        f"FAIL  {name:<15} kubectl: {refused}"
+        for name in ("controller", "speakers", "pools", "advertisements")
+    ]
+    assert (
+        lines[-1]
+        == "FAIL  4 of 7 checks failed for stack beam00: controller, speakers, pools, advertisements"
+    )
+    assert result.returncode == 1
+
+
+def test_unknown_stack(tmp_path):
+    result = run_verify(tmp_path, "--stack", "beam99")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        "no stack 'beam99': there is no Pulumi.beam99.yaml (stacks: beam00, beam01, "
+    )
