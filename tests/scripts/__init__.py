@@ -1,0 +1,1 @@
+"""The shell scripts of scripts/, run for real."""
