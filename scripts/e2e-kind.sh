@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# End to end on a throwaway KinD cluster: deploy the program to it, check the result with tools.verify,
+# prove that a fresh deploy shows no drift (tools.drift: preview --refresh --expect-no-changes), then
+# destroy it all. CI runs it (.github/workflows/e2e.yml); it runs the same on a workstation.
+#
+#   scripts/e2e-kind.sh [--cluster NAME] [--keep]
+#
+#   --cluster NAME  the KinD cluster to use (default macula-e2e, or $E2E_CLUSTER); reused if it exists,
+#                   and then left in place
+#   --keep          leave the cluster, the stack and its state behind to look at (or E2E_KEEP=1)
+#
+# Needs docker, kind, kubectl, pulumi, python3 and make. The stack (e2e-<random>, or $E2E_STACK) lives in
+# a file backend in a temporary directory with a throwaway passphrase, so it never touches real state.
+set -euo pipefail
+
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
+
+cluster=${E2E_CLUSTER:-macula-e2e}
+keep=${E2E_KEEP:-0}
+while (($#)); do
+  case $1 in
+    --cluster) cluster=${2:?--cluster needs a name}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "e2e-kind: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+project_dir=$PWD
+context=kind-$cluster
+# KinD names the control-plane node after the cluster.
+node=$cluster-control-plane
+stack=${E2E_STACK:-e2e-$(date +%s)-$RANDOM}
+pool=e2e-pool
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { echo "e2e-kind: $*" >&2; exit 1; }
+
+for tool in docker kind kubectl pulumi python3 make; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+done
+[[ -e "$project_dir/Pulumi.$stack.yaml" ]] && die "Pulumi.$stack.yaml already exists; pick another E2E_STACK"
+
+state_dir=$(mktemp -d "${TMPDIR:-/tmp}/macula-e2e-state.XXXXXX")
+export PULUMI_BACKEND_URL="file://$state_dir"
+export PULUMI_CONFIG_PASSPHRASE="e2e-throwaway-$RANDOM$RANDOM"
+unset PULUMI_CONFIG_PASSPHRASE_FILE
+export PULUMI_SKIP_UPDATE_CHECK=true
+
+created_cluster=0
+stack_exists=0
+
+show_cluster() {
+  kubectl --context "$context" get nodes,pods -A -o wide || true
+  kubectl --context "$context" get events -A --sort-by=.lastTimestamp | tail -n 40 || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT
+  if ((status != 0)); then
+    log "failed (exit $status); the cluster as it was:"
+    show_cluster
+  fi
+  if ((keep)); then
+    log "kept for a look: cluster $cluster (context $context), stack $stack in $state_dir"
+    cat >&2 <<EOF
+  export PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL PULUMI_CONFIG_PASSPHRASE=$PULUMI_CONFIG_PASSPHRASE
+  pulumi stack select $stack
+Clean up with:
+  pulumi destroy --yes --stack $stack; pulumi stack rm --yes --stack $stack
+  kind delete cluster --name $cluster; rm -rf $state_dir
+Until then Pulumi.$stack.yaml stays in the project: the program checks every Pulumi.*.yaml for
+overlapping ranges and the tests run once per stack file, so remove it before anything else.
+EOF
+    exit "$status"
+  fi
+  if ((stack_exists)); then
+    if ((created_cluster)); then
+      # The cluster goes next; destroying its objects one by one first would only take time.
+      pulumi stack rm --yes --force --stack "$stack" >/dev/null || true
+    else
+      # Hand a cluster that was here before back without what this run put on it.
+      pulumi destroy --yes --non-interactive --stack "$stack" || true
+      pulumi stack rm --yes --force --stack "$stack" || true
+    fi
+  fi
+  if ((created_cluster)); then
+    kind delete cluster --name "$cluster" || true
+  fi
+  # `stack rm` removes the stack file, but not if it failed or never ran: a Pulumi.*.yaml left in the
+  # project would be checked for overlaps by every other stack and run by the tests.
+  rm -f "$project_dir/Pulumi.$stack.yaml"
+  rm -rf "$state_dir"
+  exit "$status"
+}
+trap cleanup EXIT
+
+create_cluster() {
+  if kind get clusters 2>/dev/null | grep -qxF "$cluster"; then
+    log "reusing KinD cluster $cluster"
+    return
+  fi
+  log "creating KinD cluster $cluster"
+  created_cluster=1
+  kind create cluster --name "$cluster" --config "$project_dir/kind/e2e-cluster.yaml" --wait 180s
+}
+
+# Eleven addresses near the top of the IPv4 subnet of KinD's docker network (x.y.255.200-210 in a /16),
+# far from the low addresses docker hands to the nodes; the runner reaches them over the bridge.
+choose_address_range() {
+  local subnets
+  subnets=$(docker network inspect kind --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}')
+  python3 - "$subnets" <<'EOF'
+import ipaddress
+import sys
+
+networks = [ipaddress.ip_network(text) for text in sys.argv[1].split()]
+ipv4 = [network for network in networks if network.version == 4 and network.prefixlen <= 24]
+if not ipv4:
+    sys.exit(f"e2e-kind: the kind docker network has no IPv4 subnet of /24 or larger: {sys.argv[1]!r}")
+top = ipv4[0].broadcast_address
+print(top - 55, top - 45)
+EOF
+}
+
+# The Service the program patches. A real cluster runs the macula bootstrap; this stand-in has its
+# ports (quic 4433/UDP, http 80/TCP) and echoes every datagram, so tools.verify's UDP probe gets a reply.
+create_bootstrap_stand_in() {
+  log "creating the stand-in bootstrap Service macula/macula-bootstrap"
+  kubectl --context "$context" apply -f - <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: macula
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: macula-bootstrap
+  namespace: macula
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: macula-bootstrap
+  template:
+    metadata:
+      labels:
+        app: macula-bootstrap
+    spec:
+      containers:
+        - name: echo
+          image: python:3.12-alpine
+          command: ["python3", "-u", "-c"]
+          args:
+            - |
+              import http.server, socket, threading
+
+              def echo_udp():
+                  server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                  server.bind(("0.0.0.0", 4433))
+                  while True:
+                      datagram, peer = server.recvfrom(65535)
+                      server.sendto(datagram, peer)
+
+              threading.Thread(target=echo_udp, daemon=True).start()
+              http.server.HTTPServer(("0.0.0.0", 80), http.server.SimpleHTTPRequestHandler).serve_forever()
+          ports:
+            - name: quic
+              containerPort: 4433
+              protocol: UDP
+            - name: http
+              containerPort: 80
+              protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: macula-bootstrap
+  namespace: macula
+spec:
+  type: ClusterIP
+  selector:
+    app: macula-bootstrap
+  ports:
+    - name: quic
+      port: 4433
+      protocol: UDP
+      targetPort: quic
+    - name: http
+      port: 80
+      protocol: TCP
+      targetPort: http
+EOF
+  kubectl --context "$context" -n macula rollout status deployment/macula-bootstrap --timeout=300s
+}
+
+# Every stack setting the run uses, in one place (keys as stack_config.py reads them).
+write_stack_config() {
+  local first=$1 last=$2
+  local set=(pulumi config set --stack "$stack")
+  "${set[@]}" kubeContext "$context"
+  "${set[@]}" --path "pools[0].name" "$pool"
+  "${set[@]}" --path "pools[0].addresses[0]" "$first-$last"
+  "${set[@]}" --path "bootstrap.ip" "$first"
+  "${set[@]}" --path "bootstrap.pool" "$pool"
+  # No bootstrap.hostname: nothing publishes the name in CI, so tools.verify skips its DNS check.
+  "${set[@]}" --path "clearLoadBalancerExclusion[0]" "$node"
+}
+
+create_cluster
+create_bootstrap_stand_in
+
+log "choosing addresses on the kind network"
+read -r first_ip last_ip < <(choose_address_range)
+[[ -n "${last_ip:-}" ]] || die "could not choose an address range on the kind network"
+echo "pool $pool: $first_ip-$last_ip, bootstrap IP $first_ip" >&2
+
+log "preparing ./venv and stack $stack (state in $state_dir)"
+make setup
+pulumi stack init "$stack" --secrets-provider passphrase
+stack_exists=1
+write_stack_config "$first_ip" "$last_ip"
+cat "$project_dir/Pulumi.$stack.yaml"
+
+log "pulumi up"
+pulumi up --yes --non-interactive --stack "$stack"
+
+log "verify"
+venv/bin/python -m tools.verify --stack "$stack" --strict-udp
+
+log "drift right after the deploy (there must be none)"
+venv/bin/python -m tools.drift "$stack"
+
+if ((keep)); then
+  exit 0
+fi
+
+log "pulumi destroy"
+pulumi destroy --yes --non-interactive --stack "$stack"
+pulumi stack rm --yes --stack "$stack"
+stack_exists=0
+log "passed"
