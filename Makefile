@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STACK ?= kind-dev
 
-.PHONY: setup test-tools test lint bench up preview
+.PHONY: setup test-tools test lint bench up preview verify
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ preview: setup
 up: setup
 	pulumi stack select --create $(STACK)
 	pulumi up --stack $(STACK)
+
+# make verify STACK=kind-dev VERIFY_ARGS="--resolver 192.168.129.3"
+verify: setup
+	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)

@@ -1,4 +1,4 @@
-"""One cluster's MetalLB and LAN address configuration, from the running stack's config."""
+"""One cluster's MetalLB, LAN address pools and bootstrap Service, from the running stack's config."""
 
 from pathlib import Path
 
@@ -6,8 +6,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.address_pools import L2AddressPools, L2AddressPoolsArgs
+from components.arp_readiness import ArpReadiness, ArpReadinessArgs
+from components.bootstrap_service import BootstrapService, BootstrapServiceArgs
+from components.dns_override import DnsOverrideRemoval, DnsOverrideRemovalArgs
 from components.metallb import MetalLB, MetalLBArgs
-from stack_config import load_stack_config
+from stack_config import DEFAULT_BOOTSTRAP_PORT, load_stack_config
 
 config = load_stack_config(Path(__file__).resolve().parent)
 
@@ -40,6 +43,34 @@ address_pools = L2AddressPools(
     ),
     opts=on_cluster,
 )
+
+arp_readiness = ArpReadiness(
+    "arp-readiness",
+    ArpReadinessArgs(
+        kube_context=config.kube_context,
+        kubeconfig=config.kubeconfig,
+        clear_lb_exclusion=config.clear_lb_exclusion,
+        strict_arp=config.strict_arp,
+        cluster_identity=metallb.cluster_identity,
+    ),
+)
+
+bootstrap_port = config.bootstrap.port if config.bootstrap else DEFAULT_BOOTSTRAP_PORT
+if config.bootstrap is not None:
+    bootstrap = BootstrapService(
+        "bootstrap",
+        BootstrapServiceArgs(bootstrap=config.bootstrap, wait_for=[address_pools, arp_readiness]),
+        opts=on_cluster,
+    )
+    pulumi.export("externalIp", bootstrap.external_ip)
+    pulumi.export("endpoint", bootstrap.endpoint)
+    pulumi.export("hostname", config.bootstrap.hostname)
+
+if config.dns_fix is not None:
+    DnsOverrideRemoval(
+        "dns-override",
+        DnsOverrideRemovalArgs(dns_fix=config.dns_fix, udp_port=bootstrap_port),
+    )
 
 pulumi.export("kubeContext", config.kube_context)
 pulumi.export(

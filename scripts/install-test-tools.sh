@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests drive (Debian/Ubuntu): shellcheck, dnsmasq, an OpenSSH server,
-# dig and sudo. Safe to run again; uses sudo -n when not root, so it never waits for a password.
+# dig, sudo and ufw (the tests only use it with --dry-run). Safe to run again; uses sudo -n when not
+# root, so it never waits for a password.
 set -euo pipefail
 
-packages=(shellcheck dnsmasq-base openssh-server dnsutils sudo)
+packages=(shellcheck dnsmasq-base openssh-server dnsutils sudo ufw)
 as_root=()
 if ((EUID != 0)); then
   command -v sudo >/dev/null 2>&1 || { echo "install-test-tools: run as root or install sudo" >&2; exit 1; }
