@@ -1,9 +1,9 @@
 """Drift check: does each stack's cluster still match what the program declares?
 
-    python -m tools.drift [STACK ...] [--summary FILE] [--timeout SECONDS]
-    python -m tools.drift --list-stacks [STACK ...]
+    python -m tools.drift [STACK ...] [--exclude STACK] [--summary FILE] [--timeout SECONDS]
+    python -m tools.drift --list-stacks [STACK ...] [--exclude STACK]
 
-For each stack (default: every `Pulumi.<stack>.yaml` of the project) it runs
+For each stack (default: every `Pulumi.<stack>.yaml` of the project but those `--exclude` names) it runs
 
     pulumi preview --stack STACK --refresh --expect-no-changes --json --non-interactive
 
@@ -424,19 +424,37 @@ def _parser() -> argparse.ArgumentParser:
         description="Check stacks for drift (pulumi preview --refresh --expect-no-changes), one row each.",
         epilog="Exit status: 0 all in sync, 1 drift found, 2 a check could not be made.",
     )
-    parser.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to check (default: every stack)")
-    parser.add_argument("--stack", action="append", default=[], dest="more_stacks", help="a stack to check")
-    parser.add_argument("--summary", type=Path, help="append a Markdown summary to this file")
+    parser.add_argument(
+        "stacks",
+        nargs="*",
+        metavar="STACK",
+        help="stacks to check (default: every Pulumi.<stack>.yaml but those excluded)",
+    )
+    parser.add_argument(
+        "--stack", action="append", default=[], dest="more_stacks", metavar="STACK", help="a stack to check"
+    )
+    parser.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary to this file")
     parser.add_argument(
         "--list-stacks", action="store_true", help="print the stacks as a JSON list and check nothing"
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="STACK",
+        help="leave a stack out of the default set (repeat, or separate names by spaces or commas); "
+        "names that are no stack are ignored, so '-' excludes nothing",
     )
     parser.add_argument(
         "--timeout",
         type=_positive,
         default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
         help=f"seconds one stack's preview may take (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
-    parser.add_argument("--pulumi", default="pulumi", help="the Pulumi CLI to run (default: pulumi on PATH)")
+    parser.add_argument(
+        "--pulumi", default="pulumi", metavar="PATH", help="the Pulumi CLI to run (default: pulumi on PATH)"
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     return parser
 
@@ -451,7 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(
                 f"no stack {stack!r}: there is no Pulumi.{stack}.yaml (stacks: {', '.join(known) or 'none'})"
             )
-    stacks = requested or known
+    # Exclusions narrow the default set only: a stack named on the command line is always checked.
+    excluded = {name for value in args.exclude for name in value.replace(",", " ").split()}
+    stacks = requested or [stack for stack in known if stack not in excluded]
     if args.list_stacks:
         print(json.dumps(stacks))
         return EXIT_IN_SYNC

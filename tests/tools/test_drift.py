@@ -311,6 +311,18 @@ def test_list_stacks_prints_the_workflow_matrix(project, capsys):
     assert not calls.exists()
 
 
+def test_excluded_stacks_leave_the_default_set_only(project, capsys):
+    project_dir, _, _ = project
+    listed = ["--list-stacks", "--project-dir", str(project_dir)]
+
+    drift.main([*listed, "--exclude", "kind-dev, beam01"])
+    assert json.loads(capsys.readouterr().out) == ["beam00"]
+    drift.main([*listed, "--exclude", "-"])
+    assert json.loads(capsys.readouterr().out) == ["beam00", "beam01", "kind-dev"]
+    drift.main([*listed, "kind-dev", "--exclude", "kind-dev"])
+    assert json.loads(capsys.readouterr().out) == ["kind-dev"]
+
+
 def test_list_stacks_of_this_project_matches_its_stack_files(capsys):
     drift.main(["--list-stacks"])
 
