@@ -2,6 +2,8 @@
 
 zizmor and check-jsonschema come from requirements-dev.txt and run offline (zizmor --offline; the
 workflow schema is vendored in check-jsonschema). shellcheck checks every bash `run:` block as a script.
+The e2e workflow's script runs here too, against stand-ins for docker, kind, kubectl and pulumi, to
+check the order of its steps and that it cleans up whatever happens.
 """
 
 from __future__ import annotations
@@ -154,3 +156,132 @@ def test_run_block_is_shellcheck_clean(workflow, script):
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+# --- scripts/e2e-kind.sh, with stand-ins for docker, kind, kubectl, make and pulumi ---------------------
+
+STAND_IN = """#!/usr/bin/env bash
+echo "{name} $*" >> "$E2E_TEST_LOG"
+{body}
+exit 0
+"""
+STAND_IN_BODIES = {
+    "docker": 'echo "172.18.0.0/16 fc00:f853:ccd:e793::/64 "',
+    "kind": '[[ "$1 $2" == "get clusters" ]] && echo "${E2E_TEST_EXISTING_CLUSTER:-}"',
+    "kubectl": "",
+    "make": "",
+    # Writes the stack file as the real CLI does, so the test sees whether the script removes it.
+    "pulumi": """stack=""; previous=""
+for argument in "$@"; do [[ "$previous" == --stack ]] && stack=$argument; previous=$argument; done
+[[ "$1 $2" == "stack init" ]] && echo "encryptionsalt: test" > "Pulumi.$3.yaml"
+[[ "$1" == config ]] && echo "# config $*" >> "Pulumi.$stack.yaml"
+[[ "$1" == up && -n "${E2E_TEST_FAIL_UP:-}" ]] && exit 1
+[[ "$1 $2" == "stack rm" && -n "${E2E_TEST_FAIL_STACK_RM:-}" ]] && exit 1
+[[ "$1 $2" == "stack rm" ]] && rm -f "Pulumi.$stack.yaml"
+""",
+}
+
+
+@pytest.fixture
+def e2e_project(tmp_path, monkeypatch):
+    """A copy of the script and the KinD config in a project of its own, with logging stand-ins on PATH."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    (project / "kind").mkdir()
+    (project / "venv" / "bin").mkdir(parents=True)
+    for relative in ("scripts/e2e-kind.sh", "kind/e2e-cluster.yaml", "Pulumi.yaml"):
+        (project / relative).write_text((PROJECT_DIR / relative).read_text())
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    programs = {
+        **{name: stand_ins / name for name in STAND_IN_BODIES},
+        "venv-python": project / "venv/bin/python",
+    }
+    for name, path in programs.items():
+        path.write_text(STAND_IN.format(name=name, body=STAND_IN_BODIES.get(name, "")))
+        path.chmod(0o755)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("PATH", f"{stand_ins}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setenv("E2E_TEST_LOG", str(tmp_path / "calls.log"))
+    monkeypatch.setenv("E2E_STACK", "e2e-test")
+    for name in (
+        "E2E_CLUSTER",
+        "E2E_KEEP",
+        "E2E_TEST_FAIL_UP",
+        "E2E_TEST_FAIL_STACK_RM",
+        "E2E_TEST_EXISTING_CLUSTER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return project, tmp_path / "calls.log", tmp_path / "tmp"
+
+
+def run_e2e(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(project / "scripts" / "e2e-kind.sh")], capture_output=True, text=True, check=False
+    )
+
+
+def test_e2e_deploys_verifies_checks_drift_and_cleans_up(e2e_project):
+    project, calls, tmp = e2e_project
+
+    result = run_e2e(project)
+
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text().splitlines()
+    assert (
+        "pulumi config set --stack e2e-test --path pools[0].addresses[0] 172.18.255.200-172.18.255.210" in log
+    )
+    assert "pulumi config set --stack e2e-test --path bootstrap.ip 172.18.255.200" in log
+    assert (
+        "pulumi config set --stack e2e-test --path clearLoadBalancerExclusion[0] macula-e2e-control-plane"
+        in log
+    )
+    steps = [
+        "kind create cluster --name macula-e2e",
+        "pulumi up --yes",
+        "venv-python -m tools.verify --stack e2e-test --strict-udp",
+        "venv-python -m tools.drift e2e-test",
+        "pulumi destroy --yes",
+        "pulumi stack rm --yes --stack e2e-test",
+        "kind delete cluster --name macula-e2e",
+    ]
+    positions = [next(i for i, line in enumerate(log) if line.startswith(step)) for step in steps]
+    assert positions == sorted(positions)
+    assert not (project / "Pulumi.e2e-test.yaml").exists()
+    assert list(tmp.iterdir()) == []
+
+
+def test_e2e_that_fails_still_removes_the_stack_file_and_its_cluster(e2e_project, monkeypatch):
+    project, calls, tmp = e2e_project
+    monkeypatch.setenv("E2E_TEST_FAIL_UP", "1")
+    # Pulumi's `stack rm` would delete the stack file; here it fails, and the script must delete it.
+    monkeypatch.setenv("E2E_TEST_FAIL_STACK_RM", "1")
+
+    result = run_e2e(project)
+
+    assert result.returncode != 0
+    log = calls.read_text()
+    assert "pulumi stack init e2e-test" in log
+    assert "venv-python" not in log
+    # The cluster goes anyway, so nothing is destroyed object by object first.
+    assert "pulumi destroy" not in log
+    assert "pulumi stack rm --yes --force --stack e2e-test" in log
+    assert "kind delete cluster --name macula-e2e" in log
+    assert not (project / "Pulumi.e2e-test.yaml").exists()
+    assert list(tmp.iterdir()) == []
+
+
+def test_e2e_on_a_cluster_it_did_not_create_destroys_but_leaves_the_cluster(e2e_project, monkeypatch):
+    project, calls, _ = e2e_project
+    monkeypatch.setenv("E2E_TEST_EXISTING_CLUSTER", "macula-e2e")
+    monkeypatch.setenv("E2E_TEST_FAIL_UP", "1")
+
+    result = run_e2e(project)
+
+    assert result.returncode != 0
+    log = calls.read_text()
+    assert "kind create cluster" not in log
+    assert "pulumi destroy --yes --non-interactive --stack e2e-test" in log
+    assert "kind delete cluster" not in log
+    assert not (project / "Pulumi.e2e-test.yaml").exists()
