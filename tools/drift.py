@@ -5,7 +5,7 @@
 
 For each stack (default: every `Pulumi.<stack>.yaml` of the project but those `--exclude` names) it runs
 
-    pulumi preview --stack STACK --refresh --expect-no-changes --json --non-interactive
+    pulumi preview --stack STACK --refresh --expect-no-changes --json --non-interactive --color never
 
 The refresh reads every resource back from the cluster; the preview then compares what it read with what
 the program declares. Nothing is written: neither the state nor the cluster changes. It prints one row per
@@ -239,7 +239,8 @@ def judge(stack: str, exit_code: int, stdout: str, stderr: str) -> Verdict:
         if digest is None:
             reason = f"pulumi proposed changes, but its JSON output could not be read: {parse_problem}"
         elif not changes:
-            reason = f"pulumi proposed changes ({_format_counts(counts)}) but listed no resource step"
+            counted = f" ({_format_counts(counts)})" if _changed_in_summary(counts) else ""
+            reason = f"pulumi proposed changes{counted} but listed no resource step"
         return Verdict(stack, Outcome.DRIFTED, changes, reason=reason, exit_code=exit_code)
     if exit_code == 0:
         return Verdict(stack, Outcome.IN_SYNC, unchanged=counts.get("same"), exit_code=exit_code)
