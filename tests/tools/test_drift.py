@@ -149,6 +149,15 @@ def test_exit_code_7_means_drift_even_when_the_output_is_unreadable():
     assert verdict.reason.startswith("pulumi proposed changes, but its JSON output could not be read")
 
 
+def test_drift_without_resource_steps_says_what_the_summary_counted():
+    verdict = judge("beam00", 7, json.dumps({"changeSummary": {"same": 30, "update": 1}}), "")
+
+    assert verdict.outcome is Outcome.DRIFTED
+    assert render_table([verdict]).splitlines()[1] == (
+        "beam00  drifted  pulumi proposed changes (update 1) but listed no resource step"
+    )
+
+
 def test_output_a_plugin_printed_before_the_digest_is_skipped():
     run = recorded("in-sync")
 
