@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STACK ?= kind-dev
 
-.PHONY: setup test-tools test lint bench up preview verify
+.PHONY: setup test-tools test lint bench up preview verify drift e2e
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,13 @@ up: setup
 # make verify STACK=kind-dev VERIFY_ARGS="--resolver 192.168.129.3"
 verify: setup
 	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
+
+STACKS ?=
+
+# make drift [STACKS="beam00 beam01"]: exit 0 in sync, 1 drift, 2 a check could not be made.
+drift: setup
+	$(BIN)/python -m tools.drift $(STACKS)
+
+# Deploy, verify, drift-check and destroy on a throwaway KinD cluster (needs docker, kind, kubectl, pulumi).
+e2e: setup
+	bash scripts/e2e-kind.sh
