@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 
 TIMEOUT = 30
 

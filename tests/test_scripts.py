@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.program import PROJECT_DIR
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 
 SCRIPTS = sorted(
     [

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.program import PROJECT_DIR
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 
 WORKFLOWS_DIR = PROJECT_DIR / ".github" / "workflows"
 WORKFLOWS = sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")])

@@ -19,7 +19,7 @@ import pytest
 from components.dns_override import dns_fix_command, firewall_command
 from tests.dnsmasq import Dnsmasq, free_port
 from tests.sshd import LoginUsers, SshServer, login_users, shared_temp_dir, ssh_server
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 
 NAME = "bootstrap.macula.local"
 CONF = """\

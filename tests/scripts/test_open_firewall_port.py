@@ -16,7 +16,7 @@ import pytest
 
 from shell_scripts import script_command
 from tests.sshd import LoginUser, LoginUsers, login_users, require_root
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 
 NO_UFW = "/nonexistent/ufw"
 

@@ -20,7 +20,7 @@ import pytest
 from shell_scripts import script_command
 from tests.dnsmasq import Dnsmasq, free_port
 from tests.sshd import LoginUser, LoginUsers, login_users, require_root, shared_temp_dir
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 
 NAME = "bootstrap.macula.local"
 

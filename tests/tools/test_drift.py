@@ -1,8 +1,4 @@
-"""`python -m tools.drift` against recorded output of the Pulumi CLI (tests/tools/recorded/, see its README).
-
-This folder has no `__init__.py` on purpose: a package `tests.tools` would shadow the module
-`tests/tools.py` (require_tool) that the rest of the suite imports.
-"""
+"""`python -m tools.drift` against recorded Pulumi CLI output (tests/tools/recorded/, see its README)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ import pytest
 
 from stack_config import load_stack_file_config
 from tests.program import PROJECT_DIR
-from tests.tools import require_tool
+from tests.system_programs import require_tool
 from tools import verify
 from tools.verify import Check, DnsAnswer, DnsError, ProbeResult
 
