@@ -71,6 +71,23 @@ class LoginUser:
         )
 
 
+def run_command_text(
+    command: str, env: dict[str, str], as_user: LoginUser | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs command text under /bin/sh -c, as sshd runs a remote command: as `as_user`, or as root."""
+    if as_user is not None:
+        return as_user.run(["/bin/sh", "-c", command], env)
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        env={"PATH": os.environ["PATH"], **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
 @dataclass(frozen=True)
 class LoginUsers:
     with_sudo: LoginUser

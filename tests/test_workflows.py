@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +27,6 @@ WORKFLOWS = sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")]
 # says which release the SHA is.
 PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+\s*$")
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
-
-
-def pip_tool(name: str) -> str:
-    """A tool requirements-dev.txt installs next to this Python, else one on PATH.
-
-    As require_tool does: without it the test skips on a workstation and fails in CI (CI=true).
-    """
-    beside_python = Path(sys.executable).parent / name
-    path = str(beside_python) if beside_python.exists() else shutil.which(name)
-    if path is not None:
-        return path
-    message = f"{name} is not installed; `make setup` installs requirements-dev.txt"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def workflow_id(path: Path) -> str:
@@ -75,7 +58,7 @@ def test_the_workflows_exist():
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=workflow_id)
 def test_workflow_matches_the_github_schema(workflow):
-    check_jsonschema = pip_tool("check-jsonschema")
+    check_jsonschema = require_tool("check-jsonschema")
     result = subprocess.run(
         [check_jsonschema, "--builtin-schema", "vendor.github-workflows", str(workflow)],
         capture_output=True,
@@ -87,7 +70,7 @@ def test_workflow_matches_the_github_schema(workflow):
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=workflow_id)
 def test_zizmor_finds_nothing_of_medium_severity_or_more(workflow):
-    zizmor = pip_tool("zizmor")
+    zizmor = require_tool("zizmor")
     result = subprocess.run(
         [zizmor, "--offline", "--no-progress", "--color", "never", "--min-severity", "medium", str(workflow)],
         capture_output=True,

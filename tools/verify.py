@@ -168,12 +168,7 @@ def judge_controller(deployment: Any) -> Check:
         problems.append("scaled to 0 replicas")
     elif ready != replicas:
         problems.append("not every replica is ready")
-    if lag := _generation_lag(deployment):
-        problems.append(lag)
-    detail = f"{where}: {ready}/{replicas} ready"
-    if problems:
-        return Check("FAIL", "controller", f"{detail}; {'; '.join(problems)}")
-    return Check("ok", "controller", detail)
+    return _readiness("controller", deployment, f"{where}: {ready}/{replicas} ready", problems)
 
 
 def judge_speakers(daemonset: Any) -> Check:
@@ -190,12 +185,16 @@ def judge_speakers(daemonset: Any) -> Check:
         )
     elif ready != desired:
         problems.append("not every speaker is ready")
-    if lag := _generation_lag(daemonset):
+    return _readiness("speakers", daemonset, f"{where}: {ready}/{desired} ready", problems)
+
+
+def _readiness(name: str, workload: dict[str, Any], detail: str, problems: list[str]) -> Check:
+    """ok when nothing is wrong; a status that trails its spec is wrong too, as it may be stale."""
+    if lag := _generation_lag(workload):
         problems.append(lag)
-    detail = f"{where}: {ready}/{desired} ready"
     if problems:
-        return Check("FAIL", "speakers", f"{detail}; {'; '.join(problems)}")
-    return Check("ok", "speakers", detail)
+        return Check("FAIL", name, f"{detail}; {'; '.join(problems)}")
+    return Check("ok", name, detail)
 
 
 def _address_key(text: str) -> tuple[str, str] | str:

@@ -7,7 +7,6 @@ would write and changes nothing, so the tests never touch the machine's firewall
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shell_scripts import script_command
-from tests.sshd import LoginUser, LoginUsers, login_users, require_root
+from tests.sshd import LoginUser, LoginUsers, login_users, require_root, run_command_text
 from tests.system_programs import require_tool
 
 NO_UFW = "/nonexistent/ufw"
@@ -23,19 +22,7 @@ NO_UFW = "/nonexistent/ufw"
 
 def run_script(*args: str, ufw: str, as_user: LoginUser | None = None) -> subprocess.CompletedProcess[str]:
     """Runs the command text Pulumi runs (firewall_command's), under /bin/sh -c as sshd would."""
-    command = script_command("open-firewall-port.sh", *args)
-    env = {"UFW": ufw}
-    if as_user is not None:
-        return as_user.run(["/bin/sh", "-c", command], env)
-    return subprocess.run(
-        ["/bin/sh", "-c", command],
-        env={"PATH": os.environ["PATH"], **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command_text(script_command("open-firewall-port.sh", *args), {"UFW": ufw}, as_user)
 
 
 def ufw_rules() -> dict[str, str]:

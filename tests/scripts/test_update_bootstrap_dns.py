@@ -19,7 +19,7 @@ import pytest
 
 from shell_scripts import script_command
 from tests.dnsmasq import Dnsmasq, free_port
-from tests.sshd import LoginUser, LoginUsers, login_users, require_root, shared_temp_dir
+from tests.sshd import LoginUser, LoginUsers, login_users, require_root, run_command_text, shared_temp_dir
 from tests.system_programs import require_tool
 
 NAME = "bootstrap.macula.local"
@@ -68,17 +68,7 @@ def run_script(
 ) -> subprocess.CompletedProcess[str]:
     """Runs the command text Pulumi runs, under /bin/sh -c as sshd would; args default to NAME CONF_DIR."""
     command = script_command("update-bootstrap-dns.sh", *(args or (NAME, str(conf_dir))))
-    if as_user is not None:
-        return as_user.run(["/bin/sh", "-c", command], env)
-    return subprocess.run(
-        ["/bin/sh", "-c", command],
-        env={"PATH": os.environ["PATH"], **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command_text(command, env, as_user)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
