@@ -10,7 +10,7 @@ from components.arp_readiness import ArpReadiness, ArpReadinessArgs
 from components.bootstrap_service import BootstrapService, BootstrapServiceArgs
 from components.dns_override import DnsOverrideRemoval, DnsOverrideRemovalArgs
 from components.metallb import MetalLB, MetalLBArgs
-from stack_config import DEFAULT_BOOTSTRAP_PORT, load_stack_config
+from stack_config import load_stack_config
 
 config = load_stack_config(Path(__file__).resolve().parent)
 
@@ -55,7 +55,6 @@ arp_readiness = ArpReadiness(
     ),
 )
 
-bootstrap_port = config.bootstrap.port if config.bootstrap else DEFAULT_BOOTSTRAP_PORT
 if config.bootstrap is not None:
     bootstrap = BootstrapService(
         "bootstrap",
@@ -69,11 +68,8 @@ if config.bootstrap is not None:
 if config.dns_fix is not None:
     DnsOverrideRemoval(
         "dns-override",
-        DnsOverrideRemovalArgs(dns_fix=config.dns_fix, udp_port=bootstrap_port),
+        DnsOverrideRemovalArgs(dns_fix=config.dns_fix),
     )
 
 pulumi.export("kubeContext", config.kube_context)
-pulumi.export(
-    "pools",
-    {pool.name: [block.text for block in pool.addresses] for pool in config.pools},
-)
+pulumi.export("pools", address_pools.addresses)

@@ -125,8 +125,10 @@ class DnsFixConfig:
     host_key: str | None = None
     hostname: str = DEFAULT_BOOTSTRAP_HOSTNAME
     conf_dir: str = "/etc/dnsmasq.d"
-    # Also run `ufw allow <bootstrap port>/udp` on that host, as the runbook does by hand.
+    # Also run `ufw allow <firewall_port>/udp` on that host, as the runbook does by hand.
     open_firewall: bool = False
+    # The bootstrap Service's UDP port.
+    firewall_port: int = DEFAULT_BOOTSTRAP_PORT
     # From the secret `sshPrivateKey`; None authenticates through ssh-agent.
     private_key: str | None = field(default=None, repr=False)
 
@@ -340,6 +342,12 @@ def _parse_advertisements(
     entries = _list(problems, "advertisements", value)
     if entries is None:
         return ()
+    if not entries:
+        problems.add(
+            "advertisements",
+            "is empty: the pools' addresses would be assigned but never announced; "
+            "leave the key out for one advertisement of every pool",
+        )
     advertisements: list[AdvertisementConfig] = []
     for index, entry in enumerate(entries):
         key = f"advertisements[{index}]"
@@ -349,6 +357,9 @@ def _parse_advertisements(
         _check_keys(problems, key, advertisement, ("name", "pools", "interfaces", "nodeSelectors"))
         name = _object_name(problems, f"{key}.name", advertisement.get("name"))
         named_pools = _list(problems, f"{key}.pools", advertisement.get("pools", list(pool_names)))
+        if named_pools == []:
+            # MetalLB would read an empty list as "every pool"; say so explicitly instead.
+            problems.add(f"{key}.pools", "is empty; leave it out to advertise every pool of the stack")
         for position, pool_name in enumerate(named_pools or []):
             if pool_name not in pool_names:
                 problems.add(
@@ -374,6 +385,14 @@ def _parse_advertisements(
                 )
             )
     _reject_duplicate_names(problems, "advertisements", [item.name for item in advertisements])
+    advertised = {name for advertisement in advertisements for name in advertisement.pools}
+    for index, name in enumerate(pool_names):
+        if advertisements and name not in advertised:
+            problems.add(
+                f"pools[{index}]",
+                f"pool {_show(name)} is in no advertisement: its addresses would be assigned but never "
+                "announced",
+            )
     return tuple(advertisements)
 
 
@@ -401,11 +420,12 @@ def _parse_chart(problems: _Problems, value: Any) -> ChartConfig:
     path = chart.get("chartPath")
     if path is not None:
         path = _string(problems, "metallb.chartPath", path)
-        if "chartRepository" in chart:
-            problems.add(
-                "metallb.chartPath",
-                "set either chartPath (a local chart) or chartRepository, not both",
-            )
+        for ignored in ("chartRepository", "chartVersion"):
+            if ignored in chart:
+                problems.add(
+                    "metallb.chartPath",
+                    f"set either chartPath (a local chart, whatever version it holds) or {ignored}, not both",
+                )
     frr_enabled = _optional_bool(problems, "metallb.frrEnabled", chart.get("frrEnabled"))
     timeout = chart.get("webhookTimeoutSeconds", DEFAULT_WEBHOOK_TIMEOUT_SECONDS)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 3600:
@@ -571,6 +591,7 @@ def _parse_dns_fix(
         hostname=hostname,
         conf_dir=conf_dir,
         open_firewall=bool(open_firewall),
+        firewall_port=bootstrap.port if bootstrap else DEFAULT_BOOTSTRAP_PORT,
         private_key=private_key,
     )
 
@@ -621,6 +642,15 @@ def parse_stack_config(
     kubeconfig = values.get("kubeconfig")
     if kubeconfig is not None:
         kubeconfig = _string(problems, "kubeconfig", kubeconfig)
+        if kubeconfig is not None and kubeconfig.startswith("~"):
+            # Nothing expands it on the way to kubectl, and expanding it here would make the commands'
+            # text differ per machine, which drift checks would report.
+            problems.add(
+                "kubeconfig",
+                f"{_show(kubeconfig)} starts with ~, which is not expanded; give the full path, or leave "
+                "kubeconfig unset and use $KUBECONFIG",
+            )
+            kubeconfig = None
     chart = _parse_chart(problems, values.get("metallb"))
     if "pools" not in values:
         problems.add("pools", "is missing: every cluster needs at least one address pool")
@@ -698,7 +728,11 @@ def _reject_overlaps_across(
 
 
 def _decode(value: Any) -> Any:
-    """Config values reach the program as strings; objects, lists, numbers and booleans as JSON."""
+    """Config values reach the program as strings; objects, lists, numbers and booleans as JSON.
+
+    Stack files hold `pulumi config set KEY true` as the string "true" too, so their top-level values
+    need the same decoding.
+    """
     if not isinstance(value, str):
         return value
     try:
@@ -751,7 +785,7 @@ def load_stack_file_config(project_dir: Path, stack: str) -> StackConfig:
     namespace = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
     prefix = f"{namespace}:"
     values = {
-        key[len(prefix) :]: value
+        key[len(prefix) :]: _decode(value)
         for key, value in _stack_file_values(project_dir, stack).items()
         if key.startswith(prefix) and not (isinstance(value, dict) and set(value) == {"secure"})
     }

@@ -46,6 +46,8 @@ class L2AddressPools(pulumi.ComponentResource):
 
     pools: dict[str, k8s.apiextensions.CustomResource]
     advertisements: dict[str, k8s.apiextensions.CustomResource]
+    # Each pool's address ranges as written in the stack file, for the stack's outputs.
+    addresses: dict[str, list[str]]
 
     def __init__(
         self, name: str, args: L2AddressPoolsArgs, opts: pulumi.ResourceOptions | None = None
@@ -79,9 +81,5 @@ class L2AddressPools(pulumi.ComponentResource):
             )
             for advertisement in args.advertisements
         }
-        self.register_outputs(
-            {
-                "pools": sorted(self.pools),
-                "advertisements": sorted(self.advertisements),
-            }
-        )
+        self.addresses = {pool.name: [block.text for block in pool.addresses] for pool in args.pools}
+        self.register_outputs({"addresses": self.addresses, "advertisements": sorted(self.advertisements)})

@@ -14,8 +14,6 @@ from stack_config import DnsFixConfig
 @dataclass(frozen=True)
 class DnsOverrideRemovalArgs:
     dns_fix: DnsFixConfig
-    # The bootstrap Service's UDP port, opened in ufw when dns_fix.open_firewall is set.
-    udp_port: int
 
 
 def dns_fix_command(hostname: str, conf_dir: str) -> str:
@@ -60,7 +58,7 @@ class DnsOverrideRemoval(pulumi.ComponentResource):
             self.firewall = command.remote.Command(
                 f"{name}-firewall",
                 connection=connection,
-                create=firewall_command(args.udp_port),
+                create=firewall_command(args.dns_fix.firewall_port),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs(

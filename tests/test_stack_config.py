@@ -11,6 +11,7 @@ from stack_config import (
     DEFAULT_CHART_REPOSITORY,
     DEFAULT_CHART_VERSION,
     ConfigError,
+    load_stack_file_config,
     other_stacks_pools,
     parse_stack_config,
 )
@@ -208,6 +209,37 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
         },
         "advertisements[0].nodeSelectors[0].matchExpressions[0].operator",
         ['"Equals"', "In, NotIn"],
+    ),
+    "empty advertisement list": (
+        {"advertisements": []},
+        "advertisements",
+        ["is empty", "never announced"],
+    ),
+    "advertisement with an empty pool list": (
+        {"advertisements": [{"name": "a", "pools": []}]},
+        "advertisements[0].pools",
+        ["is empty", "leave it out"],
+    ),
+    "pool that no advertisement announces": (
+        {
+            "pools": [
+                {"name": "a", "addresses": ["10.20.0.0/28"]},
+                {"name": "b", "addresses": ["10.20.1.0/28"]},
+            ],
+            "advertisements": [{"name": "only-a", "pools": ["a"]}],
+        },
+        "pools[1]",
+        ['pool "b" is in no advertisement'],
+    ),
+    "chart path and version both set": (
+        {"metallb": {"chartPath": "./charts/metallb", "chartVersion": "0.14.3"}},
+        "metallb.chartPath",
+        ["chartVersion, not both"],
+    ),
+    "kubeconfig starting with a tilde": (
+        {"kubeconfig": "~/.kube/beam.yaml"},
+        "kubeconfig",
+        ['"~/.kube/beam.yaml"', "not expanded"],
     ),
     "pinned bootstrap IP outside every pool": (
         {"bootstrap": {"ip": "10.20.0.99"}},
@@ -409,3 +441,17 @@ def test_a_malformed_private_key_is_rejected_without_echoing_it():
     assert f"{NAMESPACE}:sshPrivateKey:" in message
     assert "value not shown" in message
     assert "secret-material" not in message
+
+
+def test_a_stack_file_read_by_the_tools_decodes_values_set_without_path(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text(f"name: {NAMESPACE}\n")
+    (tmp_path / "Pulumi.beam09.yaml").write_text(
+        "config:\n"
+        f"  {NAMESPACE}:kubeContext: beam09\n"
+        f'  {NAMESPACE}:strictArp: "true"\n'
+        f"  {NAMESPACE}:sshPrivateKey:\n    secure: AAABAHZhbHVl\n"
+        f"  {NAMESPACE}:pools:\n    - name: lan-pool\n      addresses: [10.30.0.0/28]\n"
+    )
+    config = load_stack_file_config(tmp_path, "beam09")
+    assert config.strict_arp is True
+    assert config.pools[0].name == "lan-pool"
