@@ -59,7 +59,9 @@ class ArpReadiness(pulumi.ComponentResource):
                     create=create,
                     delete=delete,
                     triggers=[args.cluster_identity],
-                    opts=pulumi.ResourceOptions(parent=self),
+                    # On a rebuilt cluster the old record's restore must run before the new removal,
+                    # not after it, or it would put the label back for good.
+                    opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
                 )
             )
         if args.strict_arp:

@@ -55,5 +55,16 @@ fi
 
 # resourceVersion rides along, so a concurrent edit makes replace fail instead of being overwritten.
 kubectl "${kubectl_args[@]}" -n kube-system replace -f - <<<"${config/strictARP: false/strictARP: true}" >&2
-kubectl "${kubectl_args[@]}" -n kube-system rollout restart daemonset/kube-proxy >&2
+if ! kubectl "${kubectl_args[@]}" -n kube-system rollout restart daemonset/kube-proxy >&2; then
+  # kube-proxy reads its configuration only at start, and the next run would find strictARP on and do
+  # nothing: turn it off again so that run does both steps.
+  if current=$(kubectl "${kubectl_args[@]}" -n kube-system get configmap kube-proxy -o yaml) &&
+    kubectl "${kubectl_args[@]}" -n kube-system replace -f - <<<"${current/strictARP: true/strictARP: false}" >&2; then
+    echo "$self: could not restart kube-proxy, so strictARP was turned off again; nothing changed" >&2
+  else
+    echo "$self: could not restart kube-proxy, and could not turn strictARP off again: restart it by hand" >&2
+    echo "  kubectl --context $context -n kube-system rollout restart daemonset/kube-proxy" >&2
+  fi
+  exit 1
+fi
 echo "strictARP turned on and kube-proxy restarted (mode: ${mode:-default})"

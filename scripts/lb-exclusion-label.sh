@@ -7,9 +7,11 @@
 #
 # Usage: lb-exclusion-label.sh remove  --context CONTEXT --node NODE [--kubeconfig FILE]
 #        lb-exclusion-label.sh restore --context CONTEXT --node NODE [--kubeconfig FILE] [--previous TEXT]
-# remove prints "removed:VALUE" when it took the label off, "absent" when there was none.
-# restore puts the label back only when TEXT (default: $PULUMI_COMMAND_STDOUT, which pulumi-command sets
-# to what the create step printed) says this script removed it, so a label it never touched stays gone.
+# remove prints "removed:VALUE" when it took the label off, "absent" when there was none. When the label
+# is already gone and TEXT says an earlier run removed it, remove prints TEXT again: pulumi-command keeps
+# only the latest output, and a re-run (after an edit of this script, say) must not forget what to restore.
+# restore puts the label back only when TEXT says this script removed it, so a label it never touched
+# stays gone. TEXT defaults to $PULUMI_COMMAND_STDOUT, which pulumi-command sets to the previous output.
 set -euo pipefail
 
 readonly self=lb-exclusion-label
@@ -56,7 +58,11 @@ case $action in
       die "cannot read node $node in context $context: $state"
     fi
     if [[ $state != present=* ]]; then
-      echo "absent"
+      if [[ $previous == removed:* ]]; then
+        echo "$previous"
+      else
+        echo "absent"
+      fi
       exit 0
     fi
     kubectl "${kubectl_args[@]}" label node "$node" "$label-" >&2

@@ -65,6 +65,13 @@ while :; do
     echo "MetalLB webhook in $namespace is serving (context $context, attempt $attempt): $output"
     exit 0
   fi
+  case $output in
+    # Waiting cannot fix these: kubectl cannot reach the cluster as configured.
+    *"context was not found"* | *"does not exist"* | *"no such file or directory"* | *Unauthorized* | *forbidden*)
+      echo "$self: kubectl cannot use context $context: $output" >&2
+      exit 1
+      ;;
+  esac
   if ((SECONDS + interval > deadline)); then
     {
       echo "$self: MetalLB's webhook did not answer within ${timeout}s ($attempt attempts)"

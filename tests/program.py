@@ -37,6 +37,7 @@ class Registration:
     dependencies: list[str]
     custom: bool
     transforms: list[Any]
+    delete_before_replace: bool
 
 
 @dataclass
@@ -103,6 +104,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                     dependencies=list(request.dependencies),
                     custom=request.custom,
                     transforms=mocks._resolve_callbacks(request.transforms),
+                    delete_before_replace=request.deleteBeforeReplace,
                 )
             )
         return response

@@ -100,8 +100,10 @@ def test_kind_dev_clears_the_speaker_exclusion_and_restores_it_on_destroy(kind_d
         "lb-exclusion-label.sh restore --context kind-macula-dev --node macula-dev-control-plane"
         in (include.inputs["delete"])
     )
-    # Re-run on a rebuilt cluster (new namespace UID), never merely on another `up`.
+    # Re-run on a rebuilt cluster (new namespace UID), never merely on another `up`; the old record's
+    # restore runs before the new removal.
     assert include.inputs["triggers"] and "metallb-namespace" in str(include.dependencies)
+    assert include.delete_before_replace
 
 
 def test_strict_arp_is_applied_only_when_asked():

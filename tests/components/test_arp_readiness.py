@@ -67,6 +67,8 @@ elif args[:3] == ["replace", "-f", "-"]:
     open(configmap_file, "w").write(sys.stdin.read())
     print("configmap/kube-proxy replaced")
 elif args == ["rollout", "restart", "daemonset/kube-proxy"]:
+    if os.environ.get("FAIL_ROLLOUT"):
+        sys.exit('error: failed to patch: daemonsets.apps "kube-proxy" is forbidden')
     print("daemonset.apps/kube-proxy restarted")
 else:
     sys.exit(f"fake kubectl: unexpected call {args}")
@@ -217,3 +219,26 @@ def test_strict_arp_without_the_setting_fails_clearly(cluster):
     result = cluster.run(strict_arp_command(cluster.args))
     assert result.returncode == 2
     assert "no 'strictARP:' setting" in result.stderr
+
+
+def test_a_rerun_remembers_a_label_an_earlier_run_removed(cluster):
+    """pulumi-command re-runs create on any input change and keeps only the latest output."""
+    cluster.set_labels({LABEL: ""})
+    create, delete = exclusion_commands(cluster.args, NODE)
+    first = cluster.run(create).stdout.strip()
+    rerun = cluster.run(create, previous_stdout=first)
+    assert (first, rerun.stdout.strip()) == ("removed:", "removed:")
+    cluster.run(delete, previous_stdout=rerun.stdout.strip())
+    assert cluster.labels() == {LABEL: ""}
+
+
+def test_strict_arp_is_turned_off_again_when_kube_proxy_cannot_restart(cluster):
+    (cluster.root / "kube-proxy.yaml").write_text(KUBE_PROXY_CONFIGMAP)
+    cluster.env["FAIL_ROLLOUT"] = "1"
+    result = cluster.run(strict_arp_command(cluster.args))
+    assert result.returncode == 1
+    assert "turned off again" in result.stderr
+    assert (cluster.root / "kube-proxy.yaml").read_text() == KUBE_PROXY_CONFIGMAP
+    del cluster.env["FAIL_ROLLOUT"]
+    assert cluster.run(strict_arp_command(cluster.args)).returncode == 0, "the next run does both steps"
+    assert "strictARP: true" in (cluster.root / "kube-proxy.yaml").read_text()

@@ -184,3 +184,18 @@ def test_gate_without_kubectl_says_so(tmp_path: Path):
     )
     assert result.returncode == 2
     assert "kubectl is not on PATH" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        'error: context "kind-macula-dev" does not exist',
+        "error: stat /home/me/kubeconfig: no such file or directory",
+        'Error from server (Forbidden): l2advertisements.metallb.io is forbidden: User "me" cannot create',
+    ],
+)
+def test_gate_fails_at_once_when_kubectl_cannot_use_the_context(fake_kubectl, failure: str):
+    result, calls, _ = fake_kubectl(fail_times=10**6, failure=failure)
+    assert result.returncode == 1
+    assert len(calls) == 1, "waiting cannot fix a missing context, file or permission"
+    assert "kubectl cannot use context kind-macula-dev" in result.stderr
