@@ -7,7 +7,9 @@ It prints one line per check, `ok`, `FAIL`, `warn` or `skip`, then the check's n
 - controller: Deployment metallb-system/metallb-controller has every replica ready (at least one) and its
   status describes the current spec (observedGeneration).
 - speakers: DaemonSet metallb-system/metallb-speaker is scheduled on at least one node and ready on every
-  node it is scheduled on.
+  node it is scheduled on, and not every node carries node.kubernetes.io/exclude-from-external-load-balancers:
+  MetalLB 0.14.3 runs a speaker on such a node but never announces from it. Nodes that cannot be read
+  (they are cluster-scoped, which a namespaced user may not list) make an otherwise good line a warning.
 - pools, advertisements: the stack's IPAddressPools and L2Advertisements (metallb.io/v1beta1) exist in
   metallb-system, with the addresses and pools the stack file gives them.
 - service: the bootstrap Service is type LoadBalancer, serves the bootstrap UDP port, and carries the
@@ -68,6 +70,8 @@ SPEAKER = "metallb-speaker"
 # version the program declares.
 POOL_RESOURCE = "ipaddresspools.v1beta1.metallb.io"
 ADVERTISEMENT_RESOURCE = "l2advertisements.v1beta1.metallb.io"
+# Present with any value, it stops MetalLB 0.14.3's speaker on that node from announcing (not from running).
+EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 # Long enough for Linux to give up on ARP (3 probes, 1 s apart) and say so; see probe_udp.
 DEFAULT_TIMEOUT = 4.0
 DEFAULT_KUBECTL_TIMEOUT = 20.0
@@ -102,15 +106,18 @@ class Kubectl:
     executable: str = "kubectl"
 
 
-def kubectl_get(kubectl: Kubectl, resource: str, namespace: str, name: str | None = None) -> Any:
-    """`kubectl get -o json`, parsed: the object (a List when `name` is None); None if it does not exist."""
+def kubectl_get(kubectl: Kubectl, resource: str, namespace: str | None, name: str | None = None) -> Any:
+    """`kubectl get -o json`, parsed: the object (a List when `name` is None); None if it does not exist.
+
+    `namespace` is None for cluster-scoped resources such as nodes.
+    """
     command = [kubectl.executable, "--context", kubectl.context]
     if kubectl.kubeconfig:
         command += ["--kubeconfig", os.path.expanduser(kubectl.kubeconfig)]
     # A missing named object prints nothing with --ignore-not-found. A list takes it not: with it, kubectl
     # prints nothing for an empty list either, instead of a List of no items.
     what = [resource, name, "--ignore-not-found"] if name else [resource]
-    command += ["get", *what, "-n", namespace, "-o", "json"]
+    command += ["get", *what, *(["-n", namespace] if namespace else []), "-o", "json"]
     # kubectl gives up on a silent API server by itself; the subprocess timeout is the backstop.
     command.append(f"--request-timeout={max(1, int(kubectl.timeout))}s")
     try:
@@ -171,30 +178,56 @@ def judge_controller(deployment: Any) -> Check:
     return _readiness("controller", deployment, f"{where}: {ready}/{replicas} ready", problems)
 
 
-def judge_speakers(daemonset: Any) -> Check:
+def judge_speakers(daemonset: Any, nodes: Any, context: str | None = None) -> Check:
+    """The speaker DaemonSet's readiness, and whether any node lets its speaker announce.
+
+    `nodes` is the `kubectl get nodes` List, or the KubectlError reading it raised.
+    """
     where = f"{METALLB_NAMESPACE}/{SPEAKER}"
     if not isinstance(daemonset, dict):
         return Check("FAIL", "speakers", f"DaemonSet {where} not found: is MetalLB installed?")
     desired = _get(daemonset, "status", "desiredNumberScheduled") or 0
     ready = _get(daemonset, "status", "numberReady") or 0
-    problems = []
+    problems, notes = [], []
     if desired < 1:
+        # The exclusion label does not stop scheduling; a selector or an untolerated taint does.
+        on_context = f"--context {context} " if context else ""
         problems.append(
-            "no node runs a speaker, so nobody answers ARP; are the nodes labelled "
-            "node.kubernetes.io/exclude-from-external-load-balancers (clearLoadBalancerExclusion)?"
+            "no node runs a speaker, so nobody answers ARP; check the DaemonSet's node selector and "
+            f"tolerations (`kubectl {on_context}-n {METALLB_NAMESPACE} describe daemonset {SPEAKER}`)"
         )
     elif ready != desired:
         problems.append("not every speaker is ready")
-    return _readiness("speakers", daemonset, f"{where}: {ready}/{desired} ready", problems)
+    if isinstance(nodes, KubectlError):
+        notes.append(f"nodes not read ({nodes}), so whether any speaker may announce is unchecked")
+    else:
+        found = _items(nodes)
+        excluded = sorted(
+            name
+            for name, node in found.items()
+            if EXCLUDE_LB_LABEL in (_get(node, "metadata", "labels") or {})
+        )
+        if found and len(excluded) == len(found):
+            problems.append(
+                f"every node ({', '.join(excluded)}) carries {EXCLUDE_LB_LABEL}, so no speaker announces: "
+                "MetalLB 0.14.3 skips such nodes (set clearLoadBalancerExclusion, or add a worker node)"
+            )
+        elif excluded:
+            notes.append(f"not announcing from {', '.join(excluded)} (excluded by {EXCLUDE_LB_LABEL})")
+    check = _readiness("speakers", daemonset, f"{where}: {ready}/{desired} ready", problems, notes)
+    # Unread nodes leave half the check undone, which is no failure of the speakers themselves.
+    if check.status == "ok" and isinstance(nodes, KubectlError):
+        return Check("warn", check.name, check.detail)
+    return check
 
 
-def _readiness(name: str, workload: dict[str, Any], detail: str, problems: list[str]) -> Check:
+def _readiness(
+    name: str, workload: dict[str, Any], detail: str, problems: list[str], notes: Sequence[str] = ()
+) -> Check:
     """ok when nothing is wrong; a status that trails its spec is wrong too, as it may be stale."""
     if lag := _generation_lag(workload):
         problems.append(lag)
-    if problems:
-        return Check("FAIL", name, f"{detail}; {'; '.join(problems)}")
-    return Check("ok", name, detail)
+    return Check("FAIL" if problems else "ok", name, "; ".join([detail, *problems, *notes]))
 
 
 def _address_key(text: str) -> tuple[str, str] | str:
@@ -680,6 +713,14 @@ def _kube_check(name: str, fetch: Callable[[], Any], judge: Callable[[Any], Chec
     return judge(found), found
 
 
+def _nodes(kubectl: Kubectl) -> Any:
+    """The nodes List, or the KubectlError reading it raised: the speakers check does without them."""
+    try:
+        return kubectl_get(kubectl, "nodes", None)
+    except KubectlError as error:
+        return error
+
+
 def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
     """Every check in order, each as soon as it is done."""
     kubectl = Kubectl(config.kube_context, config.kubeconfig, options.kubectl_timeout)
@@ -690,8 +731,8 @@ def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
     )[0]
     yield _kube_check(
         "speakers",
-        lambda: kubectl_get(kubectl, "daemonsets.v1.apps", METALLB_NAMESPACE, SPEAKER),
-        judge_speakers,
+        lambda: (kubectl_get(kubectl, "daemonsets.v1.apps", METALLB_NAMESPACE, SPEAKER), _nodes(kubectl)),
+        lambda found: judge_speakers(found[0], found[1], config.kube_context),
     )[0]
     yield _kube_check(
         "pools",

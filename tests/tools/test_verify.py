@@ -60,7 +60,7 @@ def test_every_recorded_response_is_used_and_is_kubectl_json():
         assert body["apiVersion"] and body["kind"], path.name
         if body["kind"] == "List":
             assert body["metadata"] == {"resourceVersion": ""}
-            assert all(item["apiVersion"] == "metallb.io/v1beta1" for item in body["items"])
+            assert all(item["apiVersion"] in ("metallb.io/v1beta1", "v1") for item in body["items"])
     source = Path(__file__).read_text()
     unused = [p.name for p in RECORDED.glob("*.json") if p.name not in source]
     assert not unused, f"recorded responses no test reads: {unused}"
@@ -103,23 +103,84 @@ def test_controller_missing():
 
 
 def test_speakers_ready():
-    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"))
+    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"), recorded("nodes.json"))
     assert check == Check("ok", "speakers", "metallb-system/metallb-speaker: 1/1 ready")
 
 
 def test_speakers_not_ready():
-    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.not-ready.json"))
+    check = verify.judge_speakers(
+        recorded("daemonset-metallb-speaker.not-ready.json"), recorded("nodes.json")
+    )
     assert (check.status, check.detail) == (
         "FAIL",
         "metallb-system/metallb-speaker: 0/1 ready; not every speaker is ready",
     )
 
 
-def test_speakers_scheduled_nowhere_points_at_the_exclusion_label():
-    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.unscheduled.json"))
-    assert check.status == "FAIL"
-    assert check.detail.startswith("metallb-system/metallb-speaker: 0/0 ready; no node runs a speaker")
-    assert "exclude-from-external-load-balancers" in check.detail
+def test_speakers_on_excluded_nodes_only_announce_nowhere():
+    # What a single-node KinD cluster looks like before clearLoadBalancerExclusion: the speaker runs.
+    check = verify.judge_speakers(
+        recorded("daemonset-metallb-speaker.ready.json"), recorded("nodes.excluded.json")
+    )
+    assert check == Check(
+        "FAIL",
+        "speakers",
+        "metallb-system/metallb-speaker: 1/1 ready; every node (macula-dev-control-plane) carries "
+        "node.kubernetes.io/exclude-from-external-load-balancers, so no speaker announces: MetalLB 0.14.3 "
+        "skips such nodes (set clearLoadBalancerExclusion, or add a worker node)",
+    )
+    # MetalLB checks that the label is there, not what it says.
+    nodes = recorded("nodes.json")
+    nodes["items"][0]["metadata"]["labels"][verify.EXCLUDE_LB_LABEL] = "false"
+    assert verify.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"), nodes).status == "FAIL"
+
+
+def test_speakers_name_the_excluded_nodes_when_another_may_announce():
+    nodes = recorded("nodes.excluded.json")
+    worker = json.loads(json.dumps(nodes["items"][0]))
+    worker["metadata"]["name"] = "macula-dev-worker"
+    # kubeadm puts both labels on control-plane nodes only.
+    for label in ("node-role.kubernetes.io/control-plane", verify.EXCLUDE_LB_LABEL):
+        del worker["metadata"]["labels"][label]
+    nodes["items"].append(worker)
+    daemonset = recorded("daemonset-metallb-speaker.ready.json")
+    daemonset["status"].update(desiredNumberScheduled=2, numberReady=2)
+    check = verify.judge_speakers(daemonset, nodes)
+    assert check == Check(
+        "ok",
+        "speakers",
+        "metallb-system/metallb-speaker: 2/2 ready; not announcing from macula-dev-control-plane "
+        "(excluded by node.kubernetes.io/exclude-from-external-load-balancers)",
+    )
+
+
+def test_speakers_scheduled_nowhere_point_at_the_node_selector_and_tolerations():
+    check = verify.judge_speakers(
+        recorded("daemonset-metallb-speaker.unscheduled.json"), recorded("nodes.json"), "kind-macula-dev"
+    )
+    assert check == Check(
+        "FAIL",
+        "speakers",
+        "metallb-system/metallb-speaker: 0/0 ready; no node runs a speaker, so nobody answers ARP; check "
+        "the DaemonSet's node selector and tolerations "
+        "(`kubectl --context kind-macula-dev -n metallb-system describe daemonset metallb-speaker`)",
+    )
+
+
+def test_speakers_without_readable_nodes_are_judged_but_warn():
+    forbidden = verify.KubectlError(
+        'Error from server (Forbidden): nodes is forbidden: User "dev" cannot list resource "nodes" '
+        'in API group "" at the cluster scope'
+    )
+    check = verify.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"), forbidden)
+    assert check == Check(
+        "warn",
+        "speakers",
+        f"metallb-system/metallb-speaker: 1/1 ready; nodes not read ({forbidden}), "
+        "so whether any speaker may announce is unchecked",
+    )
+    not_ready = verify.judge_speakers(recorded("daemonset-metallb-speaker.not-ready.json"), forbidden)
+    assert not_ready.status == "FAIL"
 
 
 def test_pools_present():
@@ -307,6 +368,12 @@ def test_kubectl_get_lists_without_ignore_not_found(tmp_path):
     ]
 
 
+def test_kubectl_get_of_a_cluster_scoped_resource_names_no_namespace(tmp_path):
+    script = write_kubectl(tmp_path, 'print(\'{"kind": "List", "items": []}\')\n')
+    verify.kubectl_get(verify.Kubectl("ctx", executable=str(script)), "nodes", None)
+    assert calls(tmp_path) == [["--context", "ctx", "get", "nodes", "-o", "json", "--request-timeout=20s"]]
+
+
 def test_kubectl_get_reads_nothing_as_not_found(tmp_path):
     script = write_kubectl(tmp_path, "")
     assert verify.kubectl_get(verify.Kubectl("c", executable=str(script)), "services", "macula", "x") is None
@@ -353,7 +420,14 @@ def api_resources(group_version: str, *plurals: tuple[str, str]) -> dict[str, An
         "kind": "APIResourceList",
         "groupVersion": group_version,
         "resources": [
-            {"name": plural, "singularName": "", "namespaced": True, "kind": kind, "verbs": ["get", "list"]}
+            {
+                "name": plural,
+                "singularName": "",
+                # Nodes, the one cluster-scoped resource verify reads: kubectl asks for them in no namespace.
+                "namespaced": plural != "nodes",
+                "kind": kind,
+                "verbs": ["get", "list"],
+            }
             for plural, kind in plurals
         ],
     }
@@ -364,11 +438,11 @@ def api_group(name: str, version: str) -> dict[str, Any]:
     return {"name": name, "versions": [version_entry], "preferredVersion": version_entry}
 
 
-def typed_list(kind: str, name: str) -> dict[str, Any]:
+def typed_list(kind: str, name: str, api_version: str = "metallb.io/v1beta1") -> dict[str, Any]:
     """What the API server returns for a list: the typed list, not kubectl's generic List."""
     items = recorded(name)["items"]
     return {
-        "apiVersion": "metallb.io/v1beta1",
+        "apiVersion": api_version,
         "kind": kind,
         "metadata": {"resourceVersion": "2000"},
         "items": items,
@@ -380,7 +454,7 @@ class FakeApiServer(http.server.BaseHTTPRequestHandler):
 
     ROUTES: ClassVar[dict[str, Any]] = {
         "/api": {"kind": "APIVersions", "versions": ["v1"]},
-        "/api/v1": api_resources("v1", ("services", "Service")),
+        "/api/v1": api_resources("v1", ("services", "Service"), ("nodes", "Node")),
         "/apis": {
             "kind": "APIGroupList",
             "groups": [api_group("apps", "v1"), api_group("metallb.io", "v1beta1")],
@@ -392,6 +466,7 @@ class FakeApiServer(http.server.BaseHTTPRequestHandler):
         "/apis/apps/v1/namespaces/metallb-system/deployments/metallb-controller": recorded(
             "deployment-metallb-controller.ready.json"
         ),
+        "/api/v1/nodes": typed_list("NodeList", "nodes.json", "v1"),
         "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools": typed_list(
             "IPAddressPoolList", "ipaddresspools.json"
         ),
@@ -448,6 +523,7 @@ def test_kubectl_get_against_the_real_kubectl(tmp_path, monkeypatch):
         # kubectl turns the typed lists into the generic List the recordings hold.
         assert get(verify.POOL_RESOURCE, "metallb-system") == recorded("ipaddresspools.json")
         assert get(verify.ADVERTISEMENT_RESOURCE, "metallb-system") == recorded("l2advertisements.empty.json")
+        assert get("nodes", None) == recorded("nodes.json")
         with pytest.raises(verify.KubectlError, match="the server doesn't have a resource type"):
             get("bgppeers.v1beta2.metallb.io", "metallb-system")
         with pytest.raises(verify.KubectlError, match='context "beam00" does not exist'):
@@ -844,6 +920,7 @@ HEALTHY = {
     "ipaddresspools.v1beta1.metallb.io": "ipaddresspools.json",
     "l2advertisements.v1beta1.metallb.io": "l2advertisements.json",
     "services/macula-bootstrap": "service-macula-bootstrap.loadbalancer.json",
+    "nodes": "nodes.json",
 }
 BROKEN = {
     "deployments.v1.apps/metallb-controller": "deployment-metallb-controller.not-ready.json",
@@ -851,6 +928,7 @@ BROKEN = {
     "ipaddresspools.v1beta1.metallb.io": "ipaddresspools.empty.json",
     "l2advertisements.v1beta1.metallb.io": "l2advertisements.empty.json",
     "services/macula-bootstrap": "service-macula-bootstrap.pending.json",
+    "nodes": "nodes.excluded.json",
 }
 
 
@@ -905,7 +983,8 @@ def test_healthy_stack(tmp_path, dnsmasq):
     assert result.returncode == 0
     # Every call went to the stack's context, never to whatever the kubeconfig has selected.
     assert all(call[:2] == ["--context", "kind-macula-dev"] for call in calls(kubectl_dir))
-    assert len(calls(kubectl_dir)) == 5
+    assert len(calls(kubectl_dir)) == 6
+    assert calls(kubectl_dir)[2][2:] == ["get", "nodes", "-o", "json", "--request-timeout=20s"]
 
 
 def test_broken_stack_names_every_failing_check(tmp_path, dnsmasq):
@@ -931,7 +1010,12 @@ def test_broken_stack_names_every_failing_check(tmp_path, dnsmasq):
         "FAIL  udp             ",
     ]
     assert lines[1].endswith("0/1 ready; not every replica is ready")
-    assert lines[2].endswith("0/1 ready; not every speaker is ready")
+    assert lines[2] == (
+        "FAIL  speakers        metallb-system/metallb-speaker: 0/1 ready; not every speaker is ready; every "
+        "node (macula-dev-control-plane) carries node.kubernetes.io/exclude-from-external-load-balancers, so "
+        "no speaker announces: MetalLB 0.14.3 skips such nodes (set clearLoadBalancerExclusion, or add a "
+        "worker node)"
+    )
     assert lines[3].endswith("IPAddressPool lan-pool is missing (none present)")
     assert lines[4].endswith("L2Advertisement lan-advertisement is missing (none present)")
     assert "external IP <pending>; no external IP yet (pending)" in lines[5]
@@ -968,6 +1052,25 @@ def test_stack_without_bootstrap_skips_the_bootstrap_checks(tmp_path):
     ]
     assert result.returncode == 0
     assert all(call[:2] == ["--context", "beam00"] for call in calls(kubectl_dir))
+
+
+def test_nodes_that_cannot_be_read_leave_the_speakers_check_a_warning(tmp_path):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    # beam00's range; no recorded nodes, so the stand-in fails `get nodes` as a forbidden list would.
+    serve(
+        kubectl_dir,
+        {key: name for key, name in HEALTHY.items() if key != "nodes"},
+        lambda text: text.replace("192.168.129.50-192.168.129.60", "192.168.129.70-192.168.129.80"),
+    )
+    result = run_verify(kubectl_dir, "--stack", "beam00")
+    lines = result.stdout.splitlines()
+    assert lines[2] == (
+        "warn  speakers        metallb-system/metallb-speaker: 1/1 ready; nodes not read (standin kubectl: "
+        "nothing recorded for nodes), so whether any speaker may announce is unchecked"
+    )
+    assert lines[-1] == "ok    no check failed for stack beam00 (1 warning: speakers)"
+    assert result.returncode == 0
 
 
 def test_unreachable_cluster_fails_every_kubernetes_check(tmp_path):
