@@ -144,7 +144,7 @@ class StackConfig:
     advertisements: tuple[AdvertisementConfig, ...]
     bootstrap: BootstrapConfig | None = None
     dns_fix: DnsFixConfig | None = None
-    # Nodes whose exclude-from-external-load-balancers label is removed, so speakers run there.
+    # Nodes whose exclude-from-external-load-balancers label is removed, so their speakers announce.
     clear_lb_exclusion: tuple[str, ...] = ()
     strict_arp: bool = False
 
