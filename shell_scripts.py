@@ -17,3 +17,8 @@ def script_command(script: str, *args: str) -> str:
     """`bash -c '<text of scripts/SCRIPT>' SCRIPT ARGS...`, quoted for a POSIX shell."""
     text = (SCRIPTS_DIR / script).read_text()
     return shlex.join(["bash", "-c", text, script, *args])
+
+
+def kubectl_target(context: str, kubeconfig: str | None) -> list[str]:
+    """The arguments every kubectl-driven script takes to reach the stack's cluster and no other."""
+    return ["--context", context, *(["--kubeconfig", kubeconfig] if kubeconfig is not None else [])]

@@ -23,6 +23,8 @@ import pulumi
 import pulumi.runtime.config
 import yaml
 
+from project_files import stack_names
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_CHART_VERSION = "0.14.3"
@@ -748,11 +750,6 @@ def current_stack_values(namespace: str) -> dict[str, Any]:
     raw = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     prefix = f"{namespace}:"
     return {key[len(prefix) :]: _decode(value) for key, value in raw.items() if key.startswith(prefix)}
-
-
-def stack_names(project_dir: Path) -> list[str]:
-    """Every stack with a committed `Pulumi.<stack>.yaml`."""
-    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
 
 
 def _stack_file_values(project_dir: Path, stack: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from shell_scripts import script_command
+from shell_scripts import kubectl_target, script_command
 
 
 @dataclass(frozen=True)
@@ -23,16 +23,9 @@ class ArpReadinessArgs:
     cluster_identity: pulumi.Input[str]
 
 
-def _kubectl_target(args: ArpReadinessArgs) -> list[str]:
-    words = ["--context", args.kube_context]
-    if args.kubeconfig is not None:
-        words += ["--kubeconfig", args.kubeconfig]
-    return words
-
-
 def exclusion_commands(args: ArpReadinessArgs, node: str) -> tuple[str, str]:
     """The create and delete text: remove the label, and put it back on destroy if it was removed."""
-    target = [*_kubectl_target(args), "--node", node]
+    target = [*kubectl_target(args.kube_context, args.kubeconfig), "--node", node]
     return (
         script_command("lb-exclusion-label.sh", "remove", *target),
         script_command("lb-exclusion-label.sh", "restore", *target),
@@ -40,7 +33,7 @@ def exclusion_commands(args: ArpReadinessArgs, node: str) -> tuple[str, str]:
 
 
 def strict_arp_command(args: ArpReadinessArgs) -> str:
-    return script_command("kube-proxy-strict-arp.sh", *_kubectl_target(args))
+    return script_command("kube-proxy-strict-arp.sh", *kubectl_target(args.kube_context, args.kubeconfig))
 
 
 class ArpReadiness(pulumi.ComponentResource):

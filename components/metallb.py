@@ -10,7 +10,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from shell_scripts import script_command
+from shell_scripts import kubectl_target, script_command
 from stack_config import ChartConfig
 
 RELEASE_NAME = "metallb"
@@ -77,17 +77,14 @@ def ignore_controller_managed_fields(
 
 
 def webhook_gate_command(args: MetalLBArgs) -> str:
-    words = [
-        "--context",
-        args.kube_context,
+    return script_command(
+        "wait-for-metallb-webhook.sh",
+        *kubectl_target(args.kube_context, args.kubeconfig),
         "--namespace",
         args.namespace,
         "--timeout",
         str(args.chart.webhook_timeout_seconds),
-    ]
-    if args.kubeconfig is not None:
-        words += ["--kubeconfig", args.kubeconfig]
-    return script_command("wait-for-metallb-webhook.sh", *words)
+    )
 
 
 class MetalLB(pulumi.ComponentResource):

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from project_files import stack_names
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 EXIT_IN_SYNC = 0
@@ -407,11 +409,6 @@ def check_stack(pulumi: str, stack: str, project_dir: Path, timeout: float) -> V
 # --- Command line -------------------------------------------------------------------------------------
 
 
-def discover_stacks(project_dir: Path) -> list[str]:
-    """Every stack with a `Pulumi.<stack>.yaml` in the project directory, sorted."""
-    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
-
-
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -463,7 +460,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    known = discover_stacks(args.project_dir)
+    known = stack_names(args.project_dir)
     requested = list(dict.fromkeys([*args.stacks, *args.more_stacks]))
     for stack in requested:
         if not _STACK_NAME.match(stack) or stack not in known:

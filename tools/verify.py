@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from project_files import stack_names
 from stack_config import (
     AdvertisementConfig,
     BootstrapConfig,
@@ -59,7 +60,6 @@ from stack_config import (
     PoolConfig,
     StackConfig,
     load_stack_file_config,
-    stack_names,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

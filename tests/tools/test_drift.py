@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from project_files import stack_names
 from tools import drift
 from tools.drift import Outcome, judge, render_markdown, render_table
 
@@ -365,3 +366,14 @@ def test_module_needs_only_the_standard_library(project):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == ["beam00", "beam01", "kind-dev"]
+
+
+def test_stacks_are_listed_without_the_pulumi_sdk():
+    """The workflows' discover jobs run the system python3, which has no Pulumi SDK."""
+    blocked = "import runpy, sys; sys.modules['pulumi'] = None; sys.argv = ['drift', '--list-stacks']; "
+    result = subprocess.run(
+        [sys.executable, "-c", blocked + "runpy.run_module('tools.drift', run_name='__main__')"],
+        cwd=drift.PROJECT_DIR, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == stack_names(drift.PROJECT_DIR)
