@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import struct
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from project_files import stack_names
+from shell_scripts import kubectl_target
 from stack_config import (
     AdvertisementConfig,
     BootstrapConfig,
@@ -111,9 +111,7 @@ def kubectl_get(kubectl: Kubectl, resource: str, namespace: str | None, name: st
 
     `namespace` is None for cluster-scoped resources such as nodes.
     """
-    command = [kubectl.executable, "--context", kubectl.context]
-    if kubectl.kubeconfig:
-        command += ["--kubeconfig", os.path.expanduser(kubectl.kubeconfig)]
+    command = [kubectl.executable, *kubectl_target(kubectl.context, kubectl.kubeconfig)]
     # A missing named object prints nothing with --ignore-not-found. A list takes it not: with it, kubectl
     # prints nothing for an empty list either, instead of a List of no items.
     what = [resource, name, "--ignore-not-found"] if name else [resource]
