@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import secrets
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError, kubectl_get
 from project_files import stack_names
-from shell_scripts import kubectl_target
 from stack_config import (
     AdvertisementConfig,
     BootstrapConfig,
@@ -74,9 +72,6 @@ ADVERTISEMENT_RESOURCE = "l2advertisements.v1beta1.metallb.io"
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 # Long enough for Linux to give up on ARP (3 probes, 1 s apart) and say so; see probe_udp.
 DEFAULT_TIMEOUT = 4.0
-DEFAULT_KUBECTL_TIMEOUT = 20.0
-# How long past its own --request-timeout kubectl may take before it is stopped.
-KUBECTL_GRACE_SECONDS = 5.0
 
 Status = Literal["ok", "FAIL", "warn", "skip"]
 
@@ -92,57 +87,6 @@ class Check:
 
 
 # --- Kubernetes: one thin function that runs kubectl, and pure judges of what it returned ------------
-
-
-class KubectlError(Exception):
-    """kubectl could not answer: no such context, API server unreachable, resource type unknown, …"""
-
-
-@dataclass(frozen=True)
-class Kubectl:
-    context: str
-    kubeconfig: str | None = None
-    timeout: float = DEFAULT_KUBECTL_TIMEOUT
-    executable: str = "kubectl"
-
-
-def kubectl_get(kubectl: Kubectl, resource: str, namespace: str | None, name: str | None = None) -> Any:
-    """`kubectl get -o json`, parsed: the object (a List when `name` is None); None if it does not exist.
-
-    `namespace` is None for cluster-scoped resources such as nodes.
-    """
-    command = [kubectl.executable, *kubectl_target(kubectl.context, kubectl.kubeconfig)]
-    # A missing named object prints nothing with --ignore-not-found. A list takes it not: with it, kubectl
-    # prints nothing for an empty list either, instead of a List of no items.
-    what = [resource, name, "--ignore-not-found"] if name else [resource]
-    command += ["get", *what, *(["-n", namespace] if namespace else []), "-o", "json"]
-    # kubectl gives up on a silent API server by itself; the subprocess timeout is the backstop.
-    command.append(f"--request-timeout={max(1, int(kubectl.timeout))}s")
-    try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=kubectl.timeout + KUBECTL_GRACE_SECONDS,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise KubectlError(f"{kubectl.executable} not found on PATH") from None
-    except subprocess.TimeoutExpired:
-        raise KubectlError(
-            f"kubectl did not answer within {kubectl.timeout + KUBECTL_GRACE_SECONDS:g}s"
-        ) from None
-    if result.returncode != 0:
-        if "(NotFound)" in result.stderr:
-            return None
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise KubectlError(lines[-1] if lines else f"kubectl exited with {result.returncode}")
-    if not result.stdout.strip():
-        return None
-    try:
-        return json.loads(result.stdout)
-    except ValueError:
-        raise KubectlError(f"kubectl printed something that is not JSON: {result.stdout[:80]!r}") from None
 
 
 def _get(fields: Any, *path: str) -> Any:

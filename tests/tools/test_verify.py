@@ -8,13 +8,10 @@ UDP probe leaves this machine.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
 import ipaddress
 import json
 import os
 import re
-import shutil
 import socket
 import struct
 import subprocess
@@ -23,12 +20,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
+from kube_client import KubectlError
 from stack_config import load_stack_file_config
 from tests.program import PROJECT_DIR
+from tests.standin_kubectl import calls, write_kubectl
 from tests.system_programs import require_tool
 from tools import verify
 from tools.verify import Check, DnsAnswer, DnsError, ProbeResult
@@ -168,7 +167,7 @@ def test_speakers_scheduled_nowhere_point_at_the_node_selector_and_tolerations()
 
 
 def test_speakers_without_readable_nodes_are_judged_but_warn():
-    forbidden = verify.KubectlError(
+    forbidden = KubectlError(
         'Error from server (Forbidden): nodes is forbidden: User "dev" cannot list resource "nodes" '
         'in API group "" at the cluster scope'
     )
@@ -308,229 +307,6 @@ def test_service_without_a_pinned_ip_needs_one_from_the_pools():
     check = verify.judge_service(service, unpinned, KIND_DEV.pools)
     assert check.status == "FAIL"
     assert "external IP 10.0.0.7 is in none of the stack's pools (lan-pool)" in check.detail
-
-
-# --- kubectl_get, the one function that runs kubectl ---------------------------------------------------
-
-
-def write_kubectl(directory: Path, body: str) -> Path:
-    """A `kubectl` in `directory` that logs its arguments to calls.jsonl, then runs `body` (Python)."""
-    script = directory / "kubectl"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import json, os, sys, time\n"
-        "here = os.path.dirname(os.path.abspath(__file__))\n"
-        "with open(os.path.join(here, 'calls.jsonl'), 'a') as log:\n"
-        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n" + body
-    )
-    script.chmod(0o755)
-    return script
-
-
-def calls(directory: Path) -> list[list[str]]:
-    log = directory / "calls.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def test_kubectl_get_passes_context_and_kubeconfig_and_parses_json(tmp_path):
-    body = (RECORDED / "deployment-metallb-controller.ready.json").read_text()
-    script = write_kubectl(tmp_path, f"sys.stdout.write({body!r})\n")
-    kubectl = verify.Kubectl("kind-macula-dev", "/srv/kube/config", 7, str(script))
-    found = verify.kubectl_get(kubectl, "deployments.v1.apps", "metallb-system", "metallb-controller")
-    assert found["metadata"]["name"] == "metallb-controller"
-    assert calls(tmp_path) == [
-        [
-            "--context", "kind-macula-dev", "--kubeconfig", "/srv/kube/config",
-            "get", "deployments.v1.apps", "metallb-controller", "--ignore-not-found", "-n", "metallb-system",
-            "-o", "json", "--request-timeout=7s",
-        ]
-    ]  # fmt: skip
-
-
-def test_kubectl_get_lists_without_ignore_not_found(tmp_path):
-    script = write_kubectl(tmp_path, 'print(\'{"kind": "List", "items": []}\')\n')
-    found = verify.kubectl_get(
-        verify.Kubectl("ctx", executable=str(script)), verify.POOL_RESOURCE, "metallb-system"
-    )
-    assert found == {"kind": "List", "items": []}
-    assert calls(tmp_path) == [
-        [
-            "--context",
-            "ctx",
-            "get",
-            verify.POOL_RESOURCE,
-            "-n",
-            "metallb-system",
-            "-o",
-            "json",
-            "--request-timeout=20s",
-        ]
-    ]
-
-
-def test_kubectl_get_of_a_cluster_scoped_resource_names_no_namespace(tmp_path):
-    script = write_kubectl(tmp_path, 'print(\'{"kind": "List", "items": []}\')\n')
-    verify.kubectl_get(verify.Kubectl("ctx", executable=str(script)), "nodes", None)
-    assert calls(tmp_path) == [["--context", "ctx", "get", "nodes", "-o", "json", "--request-timeout=20s"]]
-
-
-def test_kubectl_get_reads_nothing_as_not_found(tmp_path):
-    script = write_kubectl(tmp_path, "")
-    assert verify.kubectl_get(verify.Kubectl("c", executable=str(script)), "services", "macula", "x") is None
-
-
-def test_kubectl_get_reads_a_not_found_error_as_not_found(tmp_path):
-    script = write_kubectl(
-        tmp_path,
-        "sys.stderr.write('Error from server (NotFound): services \"x\" not found\\n'); sys.exit(1)\n",
-    )
-    assert verify.kubectl_get(verify.Kubectl("c", executable=str(script)), "services", "macula", "x") is None
-
-
-def test_kubectl_get_reports_kubectls_last_error_line(tmp_path):
-    script = write_kubectl(
-        tmp_path,
-        "sys.stderr.write('E0304 10:15:02 memcache.go:265] couldn\\'t get current server API group list\\n'"
-        "'error: the server doesn\\'t have a resource type \"ipaddresspools\"\\n'); sys.exit(1)\n",
-    )
-    with pytest.raises(
-        verify.KubectlError, match=r'^error: the server doesn\'t have a resource type "ipaddresspools"$'
-    ):
-        verify.kubectl_get(
-            verify.Kubectl("c", executable=str(script)), verify.POOL_RESOURCE, "metallb-system"
-        )
-
-
-def test_kubectl_get_without_kubectl(tmp_path):
-    with pytest.raises(verify.KubectlError, match="not found on PATH"):
-        verify.kubectl_get(verify.Kubectl("c", executable=str(tmp_path / "kubectl")), "services", "macula")
-
-
-def test_kubectl_get_stops_a_hung_kubectl(tmp_path, monkeypatch):
-    monkeypatch.setattr(verify, "KUBECTL_GRACE_SECONDS", 0.0)
-    script = write_kubectl(tmp_path, "time.sleep(30)\n")
-    started = time.monotonic()
-    with pytest.raises(verify.KubectlError, match=r"did not answer within 0\.5s"):
-        verify.kubectl_get(verify.Kubectl("c", timeout=0.5, executable=str(script)), "services", "macula")
-    assert time.monotonic() - started < 5
-
-
-def api_resources(group_version: str, *plurals: tuple[str, str]) -> dict[str, Any]:
-    return {
-        "kind": "APIResourceList",
-        "groupVersion": group_version,
-        "resources": [
-            {
-                "name": plural,
-                "singularName": "",
-                # Nodes, the one cluster-scoped resource verify reads: kubectl asks for them in no namespace.
-                "namespaced": plural != "nodes",
-                "kind": kind,
-                "verbs": ["get", "list"],
-            }
-            for plural, kind in plurals
-        ],
-    }
-
-
-def api_group(name: str, version: str) -> dict[str, Any]:
-    version_entry = {"groupVersion": f"{name}/{version}", "version": version}
-    return {"name": name, "versions": [version_entry], "preferredVersion": version_entry}
-
-
-def typed_list(kind: str, name: str, api_version: str = "metallb.io/v1beta1") -> dict[str, Any]:
-    """What the API server returns for a list: the typed list, not kubectl's generic List."""
-    items = recorded(name)["items"]
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": {"resourceVersion": "2000"},
-        "items": items,
-    }
-
-
-class FakeApiServer(http.server.BaseHTTPRequestHandler):
-    """Just enough of a kube-apiserver for `kubectl get`: discovery, then the recorded objects by path."""
-
-    ROUTES: ClassVar[dict[str, Any]] = {
-        "/api": {"kind": "APIVersions", "versions": ["v1"]},
-        "/api/v1": api_resources("v1", ("services", "Service"), ("nodes", "Node")),
-        "/apis": {
-            "kind": "APIGroupList",
-            "groups": [api_group("apps", "v1"), api_group("metallb.io", "v1beta1")],
-        },
-        "/apis/apps/v1": api_resources("apps/v1", ("deployments", "Deployment"), ("daemonsets", "DaemonSet")),
-        "/apis/metallb.io/v1beta1": api_resources(
-            "metallb.io/v1beta1", ("ipaddresspools", "IPAddressPool"), ("l2advertisements", "L2Advertisement")
-        ),
-        "/apis/apps/v1/namespaces/metallb-system/deployments/metallb-controller": recorded(
-            "deployment-metallb-controller.ready.json"
-        ),
-        "/api/v1/nodes": typed_list("NodeList", "nodes.json", "v1"),
-        "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools": typed_list(
-            "IPAddressPoolList", "ipaddresspools.json"
-        ),
-        "/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements": typed_list(
-            "L2AdvertisementList", "l2advertisements.empty.json"
-        ),
-    }
-
-    def do_GET(self) -> None:
-        body = self.ROUTES.get(self.path.partition("?")[0])
-        code = 200 if body is not None else 404
-        if body is None:
-            name = self.path.partition("?")[0].rsplit("/", 1)[-1]
-            body = {
-                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
-                "message": f'"{name}" not found', "details": {"name": name},
-            }  # fmt: skip
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def test_kubectl_get_against_the_real_kubectl(tmp_path, monkeypatch):
-    """The contract the stand-ins assume, checked against a real kubectl talking to a fake API server."""
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl is not installed: kubectl_get is checked against stand-ins only")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("KUBECACHEDIR", str(tmp_path / "cache"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            json.dumps({
-                "apiVersion": "v1", "kind": "Config", "current-context": "",
-                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-                "contexts": [{"name": "kind-macula-dev", "context": {"cluster": "fake", "user": "nobody"}}],
-                "users": [{"name": "nobody", "user": {}}],
-            })
-        )  # fmt: skip
-        kubectl = verify.Kubectl("kind-macula-dev", str(kubeconfig), 5, binary)
-        get = functools.partial(verify.kubectl_get, kubectl)
-        assert get("deployments.v1.apps", "metallb-system", "metallb-controller") == recorded(
-            "deployment-metallb-controller.ready.json"
-        )
-        assert get("services", "macula", "macula-bootstrap") is None
-        # kubectl turns the typed lists into the generic List the recordings hold.
-        assert get(verify.POOL_RESOURCE, "metallb-system") == recorded("ipaddresspools.json")
-        assert get(verify.ADVERTISEMENT_RESOURCE, "metallb-system") == recorded("l2advertisements.empty.json")
-        assert get("nodes", None) == recorded("nodes.json")
-        with pytest.raises(verify.KubectlError, match="the server doesn't have a resource type"):
-            get("bgppeers.v1beta2.metallb.io", "metallb-system")
-        with pytest.raises(verify.KubectlError, match='context "beam00" does not exist'):
-            verify.kubectl_get(dataclasses.replace(kubectl, context="beam00"), "services", "macula")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- DNS: the query on the wire, the parser, and a real dnsmasq ---------------------------------------

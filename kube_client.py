@@ -1,0 +1,123 @@
+"""`kubectl get -o json`, run the way every host-side step must run it: stdout is data, stderr is for people.
+
+The one place that runs kubectl from Python: the program's survey of a cluster (before anything is
+declared) and the tools read the cluster through it. Standard library only, like the tools that use it.
+A non-zero exit is an error that says kubectl could not answer; only an empty stdout under
+`--ignore-not-found` means "not there".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shell_scripts import kubectl_target
+
+DEFAULT_KUBECTL_TIMEOUT = 20.0
+# kubectl gives up on a silent API server by itself after --request-timeout; this is the backstop.
+KUBECTL_GRACE_SECONDS = 5.0
+
+
+class KubectlError(Exception):
+    """kubectl could not answer: no such context, server unreachable, forbidden, unknown resource type, …"""
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    context: str
+    kubeconfig: str | None = None
+    timeout: float = DEFAULT_KUBECTL_TIMEOUT
+    executable: str = "kubectl"
+
+
+def _run(kubectl: Kubectl, arguments: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    command = [
+        kubectl.executable,
+        *kubectl_target(kubectl.context, kubectl.kubeconfig),
+        *arguments,
+        "-o",
+        "json",
+        f"--request-timeout={max(1, int(kubectl.timeout))}s",
+    ]
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=kubectl.timeout + KUBECTL_GRACE_SECONDS,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        raise KubectlError(f"{kubectl.executable} not found on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise KubectlError(
+            f"kubectl did not answer within {kubectl.timeout + KUBECTL_GRACE_SECONDS:g}s"
+        ) from None
+
+
+def _failure(result: subprocess.CompletedProcess[str]) -> KubectlError:
+    """kubectl's own last words, for a person to read; nothing is decided on them."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    return KubectlError(lines[-1] if lines else f"kubectl exited with {result.returncode}")
+
+
+def _parse(stdout: str) -> Any:
+    if not stdout.strip():
+        return None
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        raise KubectlError(f"kubectl printed something that is not JSON: {stdout[:80]!r}") from None
+
+
+def kubectl_get(kubectl: Kubectl, resource: str, namespace: str | None, name: str | None = None) -> Any:
+    """`kubectl get -o json`, parsed: the object (a List when `name` is None); None if it does not exist.
+
+    `namespace` is None for cluster-scoped resources such as nodes.
+    """
+    # A missing named object prints nothing with --ignore-not-found. A list takes it not: with it, kubectl
+    # prints nothing for an empty list either, instead of a List of no items.
+    what = [resource, name, "--ignore-not-found"] if name else [resource]
+    result = _run(kubectl, ["get", *what, *(["-n", namespace] if namespace else [])])
+    if result.returncode != 0:
+        if "(NotFound)" in result.stderr:
+            return None
+        raise _failure(result)
+    return _parse(result.stdout)
+
+
+def kubectl_items(
+    kubectl: Kubectl,
+    targets: Sequence[str],
+    *,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+    selector: str | None = None,
+) -> list[dict[str, Any]]:
+    """The objects `kubectl get TARGETS` finds, as a list; absent ones are simply not in it.
+
+    TARGETS are `TYPE/NAME` pairs or comma-joined types (`deployments.apps,daemonsets.apps`). Whatever
+    kubectl cannot answer (an unreachable server, a denied request, an unknown type) raises KubectlError.
+    """
+    arguments = ["get", *targets, "--ignore-not-found"]
+    if all_namespaces:
+        arguments.append("--all-namespaces")
+    elif namespace is not None:
+        arguments += ["-n", namespace]
+    if selector is not None:
+        arguments += ["-l", selector]
+    result = _run(kubectl, arguments)
+    if result.returncode != 0:
+        raise _failure(result)
+    found = _parse(result.stdout)
+    if found is None:
+        return []
+    if not isinstance(found, dict):
+        raise KubectlError(f"kubectl printed JSON that is no object: {result.stdout[:80]!r}")
+    if "items" in found:
+        return [item for item in found["items"] or [] if isinstance(item, dict)]
+    return [found]

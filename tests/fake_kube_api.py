@@ -1,0 +1,459 @@
+"""A kube-apiserver on loopback with just enough of the API for a real kubectl, and the faults real ones have.
+
+The tests point a real `kubectl` at it through a kubeconfig they write. It serves discovery, GET, LIST
+(label and field selectors, one namespace or all), DELETE and merge PATCH of the objects it is seeded
+with. Custom resource types are served only while their CustomResourceDefinition exists, as on a real
+cluster. Faults:
+
+- `broken_discovery`: an aggregated API (metrics.k8s.io) whose discovery answers 503. kubectl then
+  writes "couldn't get resource list" warnings to stderr on every call and carries on.
+- `forbid(method, plural, namespace)`: 403 Forbidden with the API server's own message.
+- an unreachable cluster: `unreachable_kubeconfig` names a loopback port nobody listens on.
+- not found: anything not seeded.
+
+`requests` records every (method, path) for the tests to assert on; `on_delete` lets a test play a
+controller (say, make the chart's speakers ready once the runbook's are gone).
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def prefix(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+
+BUILT_IN_TYPES = (
+    ResourceType("", "v1", "namespaces", "Namespace", False),
+    ResourceType("", "v1", "nodes", "Node", False),
+    ResourceType("", "v1", "pods", "Pod", True),
+    ResourceType("", "v1", "services", "Service", True),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True),
+    ResourceType("", "v1", "secrets", "Secret", True),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True),
+    ResourceType("", "v1", "events", "Event", True),
+    ResourceType("apps", "v1", "deployments", "Deployment", True),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    ResourceType(
+        "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        False,
+    ),
+)
+AGGREGATED_GROUP = "metrics.k8s.io"
+
+
+def status(code: int, reason: str, message: str, **details: Any) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": details,
+        "code": code,
+    }
+
+
+def _matches_labels(labels: dict[str, str], selector: str) -> bool:
+    for term in filter(None, (part.strip() for part in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _field(obj: dict[str, Any], path: str) -> Any:
+    value: Any = obj
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _matches_fields(obj: dict[str, Any], selector: str) -> bool:
+    for term in filter(None, (part.strip() for part in selector.split(","))):
+        negate = "!=" in term
+        path, value = term.split("!=" if negate else "=", 1)
+        actual = _field(obj, path.lstrip("="))
+        actual_text = "" if actual is None else str(actual)
+        if (actual_text == value.lstrip("=")) == negate:
+            return False
+    return True
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, which is also what a strategic merge patch of maps and scalars does."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+class FakeKubeApi:
+    """The cluster's state and faults; `serve()` puts it on a loopback port."""
+
+    def __init__(self, objects: Iterable[dict[str, Any]] = ()) -> None:
+        self.lock = threading.RLock()
+        self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.broken_discovery = False
+        self.forbidden: set[tuple[str, str, str | None]] = set()
+        self.on_delete: list[Callable[[FakeKubeApi, dict[str, Any]], None]] = []
+        self._resource_version = 1000
+        self.add(*objects)
+
+    # --- state --------------------------------------------------------------------------------------
+
+    def types(self) -> list[ResourceType]:
+        """Built-in types, plus one per served version of every CustomResourceDefinition present."""
+        custom = []
+        for (type_key, _, _), crd in list(self.objects.items()):
+            if type_key != "apiextensions.k8s.io/customresourcedefinitions":
+                continue
+            spec = crd.get("spec", {})
+            for version in spec.get("versions", []):
+                if version.get("served", True):
+                    custom.append(
+                        ResourceType(
+                            spec["group"],
+                            version["name"],
+                            spec["names"]["plural"],
+                            spec["names"]["kind"],
+                            spec.get("scope", "Namespaced") == "Namespaced",
+                        )
+                    )
+        return [*BUILT_IN_TYPES, *custom]
+
+    def type_of(self, api_version: str, kind: str) -> ResourceType:
+        group, _, version = api_version.rpartition("/")
+        for resource_type in self.types():
+            if (resource_type.group, resource_type.version, resource_type.kind) == (group, version, kind):
+                return resource_type
+        if kind == "CustomResourceDefinition":
+            return BUILT_IN_TYPES[-2]
+        raise KeyError(f"the fake API serves no {api_version} {kind}")
+
+    @staticmethod
+    def _type_key(resource_type: ResourceType) -> str:
+        return f"{resource_type.group}/{resource_type.plural}"
+
+    def add(self, *objects: dict[str, Any]) -> None:
+        """Seed objects as the API server would store them: uid, resourceVersion, namespace filled in."""
+        with self.lock:
+            for original in objects:
+                obj = copy.deepcopy(original)
+                resource_type = self.type_of(obj["apiVersion"], obj["kind"])
+                metadata = obj.setdefault("metadata", {})
+                if resource_type.namespaced:
+                    metadata.setdefault("namespace", "default")
+                else:
+                    metadata.pop("namespace", None)
+                metadata.setdefault("uid", str(uuid.uuid4()))
+                metadata.setdefault("creationTimestamp", "2026-12-01T10:00:00Z")
+                metadata["resourceVersion"] = self._next_version()
+                if metadata.get("generation") is None and obj["kind"] not in ("Secret", "ConfigMap"):
+                    metadata["generation"] = 1
+                key = (self._type_key(resource_type), metadata.get("namespace"), metadata["name"])
+                self.objects[key] = obj
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        with self.lock:
+            resource_type = self.type_of(api_version, kind)
+            found = self.objects.get((self._type_key(resource_type), namespace, name))
+            return copy.deepcopy(found) if found is not None else {}
+
+    def exists(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        return bool(self.get(api_version, kind, name, namespace))
+
+    def names(self, kind: str, namespace: str | None = None) -> set[str]:
+        with self.lock:
+            return {
+                obj["metadata"]["name"]
+                for obj in self.objects.values()
+                if obj["kind"] == kind and obj["metadata"].get("namespace") == namespace
+            }
+
+    def update(self, api_version: str, kind: str, name: str, namespace: str | None, patch: Any) -> None:
+        with self.lock:
+            resource_type = self.type_of(api_version, kind)
+            key = (self._type_key(resource_type), namespace, name)
+            self.objects[key] = _merge_patch(self.objects[key], patch)
+            self.objects[key]["metadata"]["resourceVersion"] = self._next_version()
+
+    def forbid(self, method: str, plural: str, namespace: str | None = None) -> None:
+        """Deny `method` (GET, LIST, DELETE, PATCH) on `plural`, in `namespace` or everywhere."""
+        self.forbidden.add((method, plural, namespace))
+
+    def _next_version(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def discovery(self, path: str) -> tuple[int, Any] | None:
+        types = self.types()
+        if path == "/api":
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if path == "/apis":
+            groups: dict[str, list[str]] = {}
+            for resource_type in types:
+                if resource_type.group:
+                    versions = groups.setdefault(resource_type.group, [])
+                    if resource_type.version not in versions:
+                        versions.append(resource_type.version)
+            if self.broken_discovery:
+                groups[AGGREGATED_GROUP] = ["v1beta1"]
+            return 200, {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    {
+                        "name": group,
+                        "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                        "preferredVersion": {
+                            "groupVersion": f"{group}/{versions[0]}",
+                            "version": versions[0],
+                        },
+                    }
+                    for group, versions in groups.items()
+                ],
+            }
+        if self.broken_discovery and path == f"/apis/{AGGREGATED_GROUP}/v1beta1":
+            return 503, status(
+                503, "ServiceUnavailable", "the server is currently unable to handle the request"
+            )
+        listed = [t for t in types if t.prefix == path]
+        if not listed:
+            return None
+        return 200, {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": listed[0].group_version,
+            "resources": [
+                {
+                    "name": t.plural,
+                    "singularName": t.kind.lower(),
+                    "namespaced": t.namespaced,
+                    "kind": t.kind,
+                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                }
+                for t in listed
+            ],
+        }
+
+    def route(self, path: str) -> tuple[ResourceType, str | None, str | None] | None:
+        """(type, namespace, name) of an object or collection path; None if no type matches."""
+        for resource_type in self.types():
+            if not path.startswith(resource_type.prefix + "/"):
+                continue
+            rest = path[len(resource_type.prefix) + 1 :].split("/")
+            namespace = None
+            if resource_type.namespaced and len(rest) >= 3 and rest[0] == "namespaces":
+                namespace, rest = rest[1], rest[2:]
+            if rest[0] != resource_type.plural or len(rest) > 2:
+                continue
+            return resource_type, namespace, rest[1] if len(rest) == 2 else None
+        return None
+
+    def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path, query = parts.path.rstrip("/"), parse_qs(parts.query)
+        with self.lock:
+            self.requests.append((method, path))
+            if method == "GET":
+                found = self.discovery(path)
+                if found is not None:
+                    return found
+            routed = self.route(path)
+            if routed is None:
+                return 404, status(404, "NotFound", "the server could not find the requested resource")
+            resource_type, namespace, name = routed
+            verb = "LIST" if method == "GET" and name is None else method
+            if (verb, resource_type.plural, namespace) in self.forbidden or (
+                verb,
+                resource_type.plural,
+                None,
+            ) in self.forbidden:
+                where = f' in the namespace "{namespace}"' if namespace else ""
+                group = resource_type.group
+                return 403, status(
+                    403,
+                    "Forbidden",
+                    f'{resource_type.plural} is forbidden: User "developer" cannot {verb.lower()} resource '
+                    f'"{resource_type.plural}" in API group "{group}"{where}',
+                    kind=resource_type.plural,
+                )
+            key_type = self._type_key(resource_type)
+            if name is None:
+                if method != "GET":
+                    return 405, status(405, "MethodNotAllowed", f"{method} on a collection is not served")
+                return 200, self._list(resource_type, key_type, namespace, query)
+            key = (key_type, namespace, name)
+            obj = self.objects.get(key)
+            if obj is None:
+                return 404, status(
+                    404,
+                    "NotFound",
+                    f"{resource_type.plural}{'.' + resource_type.group if resource_type.group else ''} "
+                    f'"{name}" not found',
+                    name=name,
+                    kind=resource_type.plural,
+                )
+            if method == "GET":
+                return 200, obj
+            if method == "DELETE":
+                del self.objects[key]
+                for hook in self.on_delete:
+                    hook(self, obj)
+                return 200, obj
+            if method == "PATCH":
+                self.objects[key] = _merge_patch(obj, json.loads(body or b"{}"))
+                self.objects[key]["metadata"]["resourceVersion"] = self._next_version()
+                return 200, self.objects[key]
+            return 405, status(405, "MethodNotAllowed", f"{method} is not served by the fake API")
+
+    def _list(
+        self, resource_type: ResourceType, key_type: str, namespace: str | None, query: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        labels = query.get("labelSelector", [""])[0]
+        fields = query.get("fieldSelector", [""])[0]
+        items = [
+            obj
+            for (type_key, obj_namespace, _), obj in sorted(self.objects.items(), key=lambda kv: kv[0])
+            if type_key == key_type
+            and (namespace is None or obj_namespace == namespace)
+            and _matches_labels(obj["metadata"].get("labels") or {}, labels)
+            and _matches_fields(obj, fields)
+        ]
+        return {
+            "kind": f"{resource_type.kind}List",
+            "apiVersion": resource_type.group_version,
+            "metadata": {"resourceVersion": str(self._resource_version)},
+            "items": items,
+        }
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve on 127.0.0.1; yields the server URL."""
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                code, body = api.handle(method, self.path, self.rfile.read(length) if length else b"")
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_DELETE(self) -> None:
+                self._answer("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._answer("PATCH")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+
+def write_kubeconfig(path: Path, contexts: dict[str, str]) -> Path:
+    """A kubeconfig with one context per name, each on the server URL given for it."""
+    clusters = sorted(set(contexts.values()))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "",
+                "clusters": [
+                    {"name": f"cluster-{i}", "cluster": {"server": url}} for i, url in enumerate(clusters)
+                ],
+                "contexts": [
+                    {
+                        "name": name,
+                        "context": {"cluster": f"cluster-{clusters.index(url)}", "user": "developer"},
+                    }
+                    for name, url in contexts.items()
+                ],
+                "users": [{"name": "developer", "user": {}}],
+            }
+        )
+    )
+    return path
+
+
+def unreachable_url() -> str:
+    """A loopback URL on a port nobody listens on: kubectl gets "connection refused"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
