@@ -5,14 +5,22 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+import resource_names
 from components.address_pools import L2AddressPools, L2AddressPoolsArgs
 from components.arp_readiness import ArpReadiness, ArpReadinessArgs
 from components.bootstrap_service import BootstrapService, BootstrapServiceArgs
 from components.dns_override import DnsOverrideRemoval, DnsOverrideRemovalArgs
 from components.metallb import MetalLB, MetalLBArgs
 from stack_config import load_stack_config
+from takeover_plan import announce, refuse_if_needed, survey_and_plan
 
 config = load_stack_config(Path(__file__).resolve().parent)
+
+# What the cluster runs already, found out before anything is declared: a MetalLB this stack does not
+# manage is refused, or with adoptExisting taken over (see takeover_plan and the README).
+intent, takeover = survey_and_plan(config, pulumi.get_project())
+announce(takeover)
+refuse_if_needed(intent, takeover)
 
 # Every Kubernetes resource goes through this provider, pinned to the stack's own context, so a stack
 # never acts on whatever cluster the ambient kubeconfig happens to select.
@@ -20,26 +28,33 @@ cluster = k8s.Provider(
     "cluster",
     context=config.kube_context,
     kubeconfig=config.kubeconfig,
+    # A takeover creates objects that exist; this makes such a create an update. It stays on while the
+    # stack opts in (turning it off later would be a change of its own), made safe by takeover_plan's
+    # rename guard: see the README's "Taking over a cluster set up by hand".
+    upsert_existing_objects=config.adopt_existing,
 )
 on_cluster = pulumi.ResourceOptions(providers=[cluster])
 
 metallb = MetalLB(
-    "metallb",
+    resource_names.METALLB,
     MetalLBArgs(
         chart=config.chart,
         kube_context=config.kube_context,
         kubeconfig=config.kubeconfig,
+        stack_mark=intent.mark,
+        adopt_existing=config.adopt_existing,
     ),
     opts=on_cluster,
 )
 
 address_pools = L2AddressPools(
-    "address-pools",
+    resource_names.ADDRESS_POOLS,
     L2AddressPoolsArgs(
         namespace=metallb.namespace,
         pools=config.pools,
         advertisements=config.advertisements,
         webhook_ready=metallb.webhook_gate,
+        stack_mark=intent.mark,
     ),
     opts=on_cluster,
 )

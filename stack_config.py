@@ -149,6 +149,9 @@ class StackConfig:
     # Nodes whose exclude-from-external-load-balancers label is removed, so their speakers announce.
     clear_lb_exclusion: tuple[str, ...] = ()
     strict_arp: bool = False
+    # Take over a MetalLB this stack does not manage (the runbook's, or a Helm release's) instead of
+    # refusing to run; see takeover_plan.
+    adopt_existing: bool = False
 
 
 class _Problems:
@@ -626,6 +629,7 @@ KNOWN_KEYS = (
     "sshPrivateKey",
     "clearLoadBalancerExclusion",
     "strictArp",
+    "adoptExisting",
 )
 
 
@@ -668,6 +672,7 @@ def parse_stack_config(
         problems, "clearLoadBalancerExclusion", values.get("clearLoadBalancerExclusion")
     )
     strict_arp = _optional_bool(problems, "strictArp", values.get("strictArp"))
+    adopt_existing = _optional_bool(problems, "adoptExisting", values.get("adoptExisting"))
     problems.raise_if_any(f"Invalid configuration for stack {_show(stack)}")
     assert kube_context is not None  # a missing context was reported above
     return StackConfig(
@@ -682,6 +687,7 @@ def parse_stack_config(
         dns_fix=dns_fix,
         clear_lb_exclusion=clear_lb_exclusion,
         strict_arp=bool(strict_arp),
+        adopt_existing=bool(adopt_existing),
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+import resource_names
+from resource_names import marks
 from stack_config import AdvertisementConfig, PoolConfig
 
 API_VERSION = "metallb.io/v1beta1"
@@ -21,6 +23,8 @@ class L2AddressPoolsArgs:
     advertisements: Sequence[AdvertisementConfig]
     # MetalLB's webhook rejects, and pulumi-kubernetes never retries, objects created before it serves.
     webhook_ready: pulumi.Resource
+    # The stack's mark (metallb_survey.MARK_STACK) on every pool and advertisement.
+    stack_mark: str
 
 
 def pool_spec(pool: PoolConfig) -> dict[str, Any]:
@@ -55,10 +59,14 @@ class L2AddressPools(pulumi.ComponentResource):
         super().__init__("macula:lan:L2AddressPools", name, None, opts)
         self.pools = {
             pool.name: k8s.apiextensions.CustomResource(
-                f"{name}-{pool.name}",
+                resource_names.pool(name, pool.name),
                 api_version=API_VERSION,
                 kind="IPAddressPool",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=pool.name, namespace=args.namespace),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=pool.name,
+                    namespace=args.namespace,
+                    annotations=marks(args.stack_mark, resource_names.pool(name, pool.name)),
+                ),
                 spec=pool_spec(pool),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.webhook_ready]),
             )
@@ -66,10 +74,16 @@ class L2AddressPools(pulumi.ComponentResource):
         }
         self.advertisements = {
             advertisement.name: k8s.apiextensions.CustomResource(
-                f"{name}-{advertisement.name}",
+                resource_names.advertisement(name, advertisement.name),
                 api_version=API_VERSION,
                 kind="L2Advertisement",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=advertisement.name, namespace=args.namespace),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=advertisement.name,
+                    namespace=args.namespace,
+                    annotations=marks(
+                        args.stack_mark, resource_names.advertisement(name, advertisement.name)
+                    ),
+                ),
                 spec=advertisement_spec(advertisement),
                 opts=pulumi.ResourceOptions(
                     parent=self,

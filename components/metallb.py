@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,9 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
+import resource_names
+from metallb_survey import NAMESPACE
+from resource_names import marks
 from shell_scripts import kubectl_target, script_command
 from stack_config import ChartConfig
 
@@ -35,8 +39,13 @@ class MetalLBArgs:
     chart: ChartConfig
     # kubectl runs the webhook probe against the same cluster as the provider.
     kube_context: str
-    kubeconfig: str | None = None
-    namespace: str = "metallb-system"
+    kubeconfig: str | None
+    # The stack's mark (metallb_survey.MARK_STACK) on everything it installs.
+    stack_mark: str
+    # Take over the runbook's or a Helm release's MetalLB: remove the runbook's workloads as the chart's
+    # come up, and drop Helm's release records once the chart owns the objects.
+    adopt_existing: bool = False
+    namespace: str = NAMESPACE
 
 
 def chart_values(chart: ChartConfig) -> dict[str, Any]:
@@ -63,17 +72,30 @@ def chart_args(chart: ChartConfig, namespace: pulumi.Input[str]) -> k8s.helm.v4.
     )
 
 
-def ignore_controller_managed_fields(
-    args: pulumi.ResourceTransformArgs,
-) -> pulumi.ResourceTransformResult | None:
-    """Transform for the chart's children: leave the CA bundles the controller rewrites to it."""
-    fields = CONTROLLER_MANAGED_FIELDS.get(args.type_)
-    if fields is None:
-        return None
-    return pulumi.ResourceTransformResult(
-        props=args.props,
-        opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(ignore_changes=fields)),
-    )
+def chart_children_transform(
+    stack_mark: str,
+) -> Callable[[pulumi.ResourceTransformArgs], pulumi.ResourceTransformResult]:
+    """Transform for the chart's children: mark each one, and leave the CA bundles to the controller."""
+
+    def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+        props = dict(args.props)
+        metadata = props.get("metadata")
+        if isinstance(metadata, dict):
+            annotations = metadata.get("annotations")
+            props["metadata"] = {
+                **metadata,
+                "annotations": {
+                    **(annotations if isinstance(annotations, dict) else {}),
+                    **marks(stack_mark, args.name),
+                },
+            }
+        opts = args.opts
+        fields = CONTROLLER_MANAGED_FIELDS.get(args.type_)
+        if fields is not None:
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=fields))
+        return pulumi.ResourceTransformResult(props=props, opts=opts)
+
+    return transform
 
 
 def webhook_gate_command(args: MetalLBArgs) -> str:
@@ -84,6 +106,28 @@ def webhook_gate_command(args: MetalLBArgs) -> str:
         args.namespace,
         "--timeout",
         str(args.chart.webhook_timeout_seconds),
+    )
+
+
+def handover_command(args: MetalLBArgs) -> str:
+    return script_command(
+        "retire-runbook-metallb.sh",
+        *kubectl_target(args.kube_context, args.kubeconfig),
+        "--namespace",
+        args.namespace,
+        "--timeout",
+        str(args.chart.webhook_timeout_seconds),
+    )
+
+
+def forget_helm_release_command(args: MetalLBArgs) -> str:
+    return script_command(
+        "forget-helm-release.sh",
+        *kubectl_target(args.kube_context, args.kubeconfig),
+        "--namespace",
+        args.namespace,
+        "--release",
+        RELEASE_NAME,
     )
 
 
@@ -101,21 +145,50 @@ class MetalLB(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MetalLBArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("macula:lan:MetalLB", name, None, opts)
+        namespace_name = resource_names.namespace(name)
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=POD_SECURITY_LABELS),
+            namespace_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace,
+                labels=POD_SECURITY_LABELS,
+                annotations=marks(args.stack_mark, namespace_name),
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.namespace = namespace.metadata.name
         self.cluster_identity = namespace.metadata.uid
+        # Takes the runbook's workloads away as the chart's come up: it waits for each of the chart's
+        # objects to exist, so it runs beside the chart rather than after it (the chart's speakers cannot
+        # start while the runbook's hold the host ports). Declared whenever the stack may adopt, with
+        # text that does not depend on what it finds, so that a later `up` sees no change.
+        handover = (
+            command.local.Command(
+                resource_names.runbook_handover(name),
+                create=handover_command(args),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            )
+            if args.adopt_existing
+            else None
+        )
         self.chart = k8s.helm.v4.Chart(
-            f"{name}-chart",
+            resource_names.chart(name),
             chart_args(args.chart, self.namespace),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[namespace],
-                transforms=[ignore_controller_managed_fields],
+                transforms=[chart_children_transform(args.stack_mark)],
             ),
+        )
+        # Helm's release records go only once the chart owns every object, so a failed `up` leaves the
+        # release as Helm knew it.
+        forget_release = (
+            command.local.Command(
+                resource_names.helm_release_record(name),
+                create=forget_helm_release_command(args),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]),
+            )
+            if args.adopt_existing
+            else None
         )
         self.webhook_gate = command.local.Command(
             f"{name}-webhook-gate",
@@ -127,6 +200,11 @@ class MetalLB(pulumi.ComponentResource):
                 args.chart.path or args.chart.version,
                 json.dumps(chart_values(args.chart), sort_keys=True),
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]),
+            # After a takeover, only the chart's controller may answer: the runbook's and the chart's
+            # write different CA bundles into the one webhook configuration.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.chart, *(step for step in (handover, forget_release) if step is not None)],
+            ),
         )
         self.register_outputs({"namespace": self.namespace, "webhookGate": self.webhook_gate.stdout})

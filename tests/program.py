@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import runpy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from project_files import stack_names
+from tests.kube_cluster import fake_cluster
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
@@ -137,11 +139,21 @@ def run_program(
     config: dict[str, Any] | None = None,
     secret_keys: list[str] | None = None,
     run: ProgramRun | None = None,
+    cluster: Iterable[dict[str, Any]] = (),
 ) -> ProgramRun:
     """Run `__main__.py` as stack `stack` with `config` (raw values, keys with namespace).
 
-    Registrations go into `run`, which a caller passes to look at them when the program fails.
+    The program surveys its cluster with the real kubectl before it declares anything; here that cluster
+    is a fake API server holding `cluster` (empty by default). Registrations go into `run`, which a caller
+    passes to look at them when the program fails.
     """
+    with fake_cluster(cluster):
+        return _run_program(stack, config, secret_keys, run)
+
+
+def _run_program(
+    stack: str, config: dict[str, Any] | None, secret_keys: list[str] | None, run: ProgramRun | None
+) -> ProgramRun:
     run = ProgramRun() if run is None else run
     monitor = _RecordingMonitor(run)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)

@@ -14,10 +14,11 @@ import pytest
 
 from components.metallb import (
     MetalLBArgs,
+    chart_children_transform,
     chart_values,
-    ignore_controller_managed_fields,
     webhook_gate_command,
 )
+from metallb_survey import MARK_RESOURCE, MARK_STACK
 from stack_config import ChartConfig
 from tests.upstream import chart_values as upstream_values
 from tests.upstream import leaf_paths, requires_upstream
@@ -39,13 +40,13 @@ def test_frr_must_be_switched_off_explicitly():
     assert chart_values(ChartConfig())["speaker"]["frr"]["enabled"] is False
 
 
-def transform(type_: str, name: str = "metallb-chart:bgppeers.metallb.io"):
-    return ignore_controller_managed_fields(
+def transform(type_: str, name: str = "metallb-chart:bgppeers.metallb.io", metadata=None):
+    return chart_children_transform("macula-lan/kind-dev")(
         pulumi.ResourceTransformArgs(
             custom=True,
             type_=type_,
             name=name,
-            props={"spec": {}},
+            props={"metadata": metadata or {"name": "x"}, "spec": {}},
             opts=pulumi.ResourceOptions(ignore_changes=["metadata.labels"]),
         )
     )
@@ -53,8 +54,6 @@ def transform(type_: str, name: str = "metallb-chart:bgppeers.metallb.io"):
 
 def test_transform_ignores_the_crd_ca_bundle_and_keeps_other_options():
     result = transform(CRD)
-    assert result is not None
-    assert result.props == {"spec": {}}
     assert result.opts.ignore_changes == [
         "metadata.labels",
         "spec.conversion.webhook.clientConfig.caBundle",
@@ -64,13 +63,31 @@ def test_transform_ignores_the_crd_ca_bundle_and_keeps_other_options():
 @pytest.mark.parametrize(
     "type_",
     [
-        "kubernetes:helm.sh/v4:Chart",
         "kubernetes:apps/v1:Deployment",
         "kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration",
     ],
 )
-def test_transform_leaves_other_objects_alone(type_: str):
-    assert transform(type_, "metallb-chart:x") is None
+def test_transform_ignores_nothing_on_other_objects(type_: str):
+    assert transform(type_, "metallb-chart:x").opts.ignore_changes == ["metadata.labels"]
+
+
+def test_transform_marks_every_child_with_the_stack_and_its_resource_name():
+    result = transform(
+        "kubernetes:apps/v1:Deployment",
+        "metallb-chart:metallb-system/metallb-controller",
+        {"name": "metallb-controller", "annotations": {"kept": "yes"}},
+    )
+    assert result.props == {
+        "metadata": {
+            "name": "metallb-controller",
+            "annotations": {
+                "kept": "yes",
+                MARK_STACK: "macula-lan/kind-dev",
+                MARK_RESOURCE: "metallb-chart:metallb-system/metallb-controller",
+            },
+        },
+        "spec": {},
+    }
 
 
 WEBHOOK_DOWN = (
@@ -108,6 +125,8 @@ def fake_kubectl(tmp_path: Path):
             MetalLBArgs(
                 chart=ChartConfig(webhook_timeout_seconds=timeout),
                 kube_context="kind-macula-dev",
+                kubeconfig=args.pop("kubeconfig", None),
+                stack_mark="macula-lan/kind-dev",
                 **args,
             )
         )
@@ -172,7 +191,9 @@ def test_gate_gives_up_at_its_deadline_with_the_last_error(fake_kubectl):
 
 
 def test_gate_without_kubectl_says_so(tmp_path: Path):
-    command = webhook_gate_command(MetalLBArgs(chart=ChartConfig(), kube_context="c"))
+    command = webhook_gate_command(
+        MetalLBArgs(chart=ChartConfig(), kube_context="c", kubeconfig=None, stack_mark="p/s")
+    )
     (tmp_path / "bash").symlink_to(shutil.which("bash") or "/bin/bash")
     result = subprocess.run(
         ["/bin/sh", "-c", command],
