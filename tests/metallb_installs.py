@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+import resource_names
+from metallb_survey import ObjectRef
 from tests.upstream import UPSTREAM_DIR
 
 NAMESPACE = "metallb-system"
@@ -174,9 +176,10 @@ def chart_install(
     release: str = "metallb",
     version: str = "0.14.3",
     helm: bool = True,
-    marks: Mapping[str, str] | None = None,
+    stack: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The chart's objects, running, with Helm's annotations (helm=True) and/or a stack's marks."""
+    """The chart's objects, running, with Helm's annotations (helm=True) and/or the marks a stack
+    (`project/stack`) puts on what it installs (resource_names' names, as the program gives them)."""
     labels = {
         "helm.sh/chart": f"metallb-{version}",
         "app.kubernetes.io/name": "metallb",
@@ -184,15 +187,11 @@ def chart_install(
         "app.kubernetes.io/version": f"v{version}",
         "app.kubernetes.io/managed-by": "Helm",
     }
-    annotations: dict[str, str] = dict(marks or {})
+    annotations: dict[str, str] = {}
     if helm:
         annotations |= {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": NAMESPACE}
     objects: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": NAMESPACE, "annotations": dict(marks or {})},
-        },
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         *crds(),
     ]
     for api_version, kind, name, namespaced in chart_objects(release):
@@ -226,6 +225,20 @@ def chart_install(
         if kind == "Secret":
             obj["type"] = "Opaque"
         objects.append(obj)
+    if stack is not None:
+        chart = resource_names.chart(resource_names.METALLB)
+        for obj in objects:
+            metadata = obj["metadata"]
+            ref = ObjectRef(obj["kind"], metadata.get("namespace"), metadata["name"])
+            resource = (
+                resource_names.namespace(resource_names.METALLB)
+                if obj["kind"] == "Namespace"
+                else resource_names.chart_child(chart, ref)
+            )
+            metadata["annotations"] = {
+                **metadata.get("annotations", {}),
+                **resource_names.marks(stack, resource),
+            }
     if helm:
         objects += [
             helm_record(release, 1, "superseded", chart_version=version),

@@ -138,7 +138,10 @@ def without_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
 def test_kubectl_get_against_the_real_kubectl():
     """The contract the stand-ins assume, checked against a real kubectl."""
     with fake_cluster(cluster_objects()) as cluster:
-        get = lambda *args: kubectl_get(cluster.kubectl(), *args)  # noqa: E731
+
+        def get(resource: str, namespace: str | None, name: str | None = None) -> Any:
+            return kubectl_get(cluster.kubectl(), resource, namespace, name)
+
         controller = get("deployments.v1.apps", "metallb-system", "metallb-controller")
         assert without_server_fields(controller) == without_server_fields(
             recorded("deployment-metallb-controller.ready.json")
