@@ -7,9 +7,11 @@
 #   2. removes the runbook's controller Deployment, so that one controller alone assigns addresses and
 #      writes the webhook's CA bundle, and waits for the chart's controller to be available;
 #   3. waits for the chart's speaker DaemonSet (metallb-speaker) to exist;
-#   4. removes the runbook's speaker DaemonSet, whose pods hold the host ports (7472, 7946) the chart's
-#      speakers need, and waits until the chart's speakers are ready on every node: that wait is the
-#      gap in which no speaker answers ARP;
+#   4. parks the runbook's speakers, whose pods hold the host ports (7472, 7946) the chart's speakers
+#      need: a node selector no node matches makes the DaemonSet remove its pods, and can be taken back.
+#      It waits until the chart's speakers are ready on every node (that wait is the gap in which no
+#      speaker answers ARP), then removes the runbook's DaemonSet. If the chart's speakers do not get
+#      ready in time, it takes the node selector back, so the runbook's speakers return, and fails;
 #   5. removes the rest of what the manifest created: its ServiceAccounts, RBAC and Service.
 # Only objects of the native manifest go: by name and by the labels the manifest gives them (app=metallb,
 # plus component=... on the workloads; the unlabelled Service webhook-service by its selector). Never the
@@ -97,7 +99,6 @@ k() { kubectl "${kubectl_args[@]}" "$@"; }
 
 deadline=$((SECONDS + timeout))
 removed=0
-retired=0
 
 # Waits until `check` (a function) succeeds. A failed kubectl call is retried until the deadline, since
 # an API server that restarts mid-handover comes back; what kubectl said stays on stderr for people.
@@ -117,12 +118,11 @@ present() {
 }
 
 # Removes RESOURCE NAME if it carries LABELS (a selector; none given: by name alone), then checks that
-# it is gone. Sets `retired` to 1 when it removed something, 0 when there was nothing to remove.
+# it is gone.
 retire() {
   local resource=$1 name=$2 labels=${3:-} matched
   local selectors=(--field-selector "metadata.name=$name")
   [[ -z $labels ]] || selectors+=(-l "$labels")
-  retired=0
   # `get -o name` prints nothing when nothing matches ("kubectl delete" would print a sentence instead).
   matched=$(k get "$resource" -n "$namespace" "${selectors[@]}" -o name) ||
     fail "could not look for $resource $name; nothing after it was touched"
@@ -130,7 +130,6 @@ retire() {
   k delete "$resource" "$name" -n "$namespace" --wait=false >/dev/null ||
     fail "could not remove $matched; nothing after it was touched"
   echo "removed $matched"
-  retired=1
   removed=$((removed + 1))
   gone() { [[ -z $(present "$resource" "$name") ]]; }
   wait_until "$resource $name to be deleted" gone
@@ -160,17 +159,45 @@ chart_speakers_ready() {
     '{.metadata.generation}|{.status.observedGeneration}|{.status.desiredNumberScheduled}|{.status.numberReady}|{.status.updatedNumberScheduled}'
 }
 
+# The runbook's speakers are parked under a node selector no node carries.
+readonly park_label=lan.macula.io/runbook-speaker-retired
+parked='"true"'
+park() {
+  k patch daemonsets.apps speaker -n "$namespace" --type merge \
+    -p "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"$park_label\":$1}}}}}" >/dev/null ||
+    fail "could not set the node selector $park_label=$1 on the runbook's speaker DaemonSet"
+}
+
+# Like wait_until, but returns 1 at the deadline instead of failing, so the caller can undo first.
+wait_for_speakers() {
+  while ! chart_speakers_ready; do
+    ((SECONDS + interval <= deadline)) || return 1
+    sleep "$interval"
+  done
+}
+
 wait_until "the chart's Deployment metallb-controller to be created" chart_controller_exists
 retire deployments.apps controller app=metallb,component=controller
 wait_until "the runbook's controller pods to stop" runbook_controller_pods_gone
 wait_until "the chart's controller to be available" chart_controller_available
 
 wait_until "the chart's DaemonSet metallb-speaker to be created" chart_speaker_exists
-handover_started=$SECONDS
-retire daemonsets.apps speaker app=metallb,component=speaker
-speakers_retired=$retired
-wait_until "the chart's speakers to be ready on every node" chart_speakers_ready
-speakers_gap=$((SECONDS - handover_started))
+runbook_speaker=$(k get daemonsets.apps -n "$namespace" -l app=metallb,component=speaker \
+  --field-selector metadata.name=speaker -o name) || fail "could not look for the runbook's speaker DaemonSet"
+speakers_retired=0
+if [[ -n $runbook_speaker ]]; then
+  handover_started=$SECONDS
+  park "$parked"
+  if ! wait_for_speakers; then
+    park null
+    fail "the chart's speakers were not ready within ${timeout}s of parking the runbook's; the runbook's speakers are back (node selector $park_label taken off). Look at: kubectl --context $context -n $namespace describe daemonset metallb-speaker"
+  fi
+  speakers_gap=$((SECONDS - handover_started))
+  retire daemonsets.apps speaker app=metallb,component=speaker
+  speakers_retired=1
+else
+  wait_until "the chart's speakers to be ready on every node" chart_speakers_ready
+fi
 
 for leftover in \
   "serviceaccounts controller" "serviceaccounts speaker" \

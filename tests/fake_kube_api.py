@@ -11,8 +11,9 @@ cluster. Faults:
 - an unreachable cluster: `unreachable_kubeconfig` names a loopback port nobody listens on.
 - not found: anything not seeded.
 
-`requests` records every (method, path) for the tests to assert on; `on_delete` lets a test play a
-controller (say, make the chart's speakers ready once the runbook's are gone).
+`requests` records every (method, path) for the tests to assert on; `on_change` lets a test play a
+controller (say, make the chart's speakers ready once the runbook's are gone): each hook gets the API,
+the method (DELETE or PATCH) and the object as it was before.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class FakeKubeApi:
         self.requests: list[tuple[str, str]] = []
         self.broken_discovery = False
         self.forbidden: set[tuple[str, str, str | None]] = set()
-        self.on_delete: list[Callable[[FakeKubeApi, dict[str, Any]], None]] = []
+        self.on_change: list[Callable[[FakeKubeApi, str, dict[str, Any]], None]] = []
         self._resource_version = 1000
         self.add(*objects)
 
@@ -353,12 +354,17 @@ class FakeKubeApi:
                 return 200, obj
             if method == "DELETE":
                 del self.objects[key]
-                for hook in self.on_delete:
-                    hook(self, obj)
+                for hook in self.on_change:
+                    hook(self, method, obj)
                 return 200, obj
             if method == "PATCH":
-                self.objects[key] = _merge_patch(obj, json.loads(body or b"{}"))
+                patch = json.loads(body or b"{}")
+                if not isinstance(patch, dict):
+                    return 415, status(415, "UnsupportedMediaType", "the fake API applies merge patches only")
+                self.objects[key] = _merge_patch(obj, patch)
                 self.objects[key]["metadata"]["resourceVersion"] = self._next_version()
+                for hook in self.on_change:
+                    hook(self, method, obj)
                 return 200, self.objects[key]
             return 405, status(405, "MethodNotAllowed", f"{method} is not served by the fake API")
 

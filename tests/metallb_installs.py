@@ -45,6 +45,7 @@ def _running(obj: dict[str, Any]) -> dict[str, Any]:
     """A workload as its controller reports it once its one pod (one node) is ready."""
     generation = obj["metadata"].get("generation", 1)
     if obj["kind"] == "Deployment":
+        obj["spec"].setdefault("replicas", 1)  # the API server's default
         obj["status"] = {
             "observedGeneration": generation,
             "replicas": 1,

@@ -1,0 +1,250 @@
+"""scripts/retire-runbook-metallb.sh, the takeover's handover, run as Pulumi runs it: the exact command text
+under /bin/sh -c, with a real kubectl against a fake API server that holds the runbook's install and the
+chart's objects as the chart's install leaves them while the handover runs (the chart's speakers cannot
+start while the runbook's hold the host ports)."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from components.metallb import MetalLBArgs, handover_command
+from metallb_survey import NATIVE_MEMBERLIST_SECRET, NATIVE_OBJECTS, SHARED_OBJECTS, ObjectRef
+from stack_config import ChartConfig
+from tests import metallb_installs as installs
+from tests.fake_kube_api import FakeKubeApi
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
+from tests.upstream import requires_upstream
+
+pytestmark = requires_upstream
+
+NS = "metallb-system"
+PARK_LABEL = "lan.macula.io/runbook-speaker-retired"
+KIND_TO_API = {
+    "Deployment": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "ClusterRole": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+    "CustomResourceDefinition": "apiextensions.k8s.io/v1",
+    "ValidatingWebhookConfiguration": "admissionregistration.k8s.io/v1",
+    "IPAddressPool": "metallb.io/v1beta1",
+    "L2Advertisement": "metallb.io/v1beta1",
+}
+
+
+def exists(api: FakeKubeApi, ref: ObjectRef) -> bool:
+    return api.exists(KIND_TO_API.get(ref.kind, "v1"), ref.kind, ref.name, ref.namespace)
+
+
+def chart_during_install() -> list[dict[str, Any]]:
+    """The chart's objects as `up` has just applied them: the speakers pending, everything else running."""
+    objects = []
+    for obj in installs.chart_install(helm=False, stack="macula-lan/kind-dev"):
+        name = obj["metadata"]["name"]
+        if obj["kind"] in ("Namespace", "CustomResourceDefinition") or name in (
+            "metallb-excludel2",
+            "webhook-server-cert",
+            "metallb-webhook-configuration",
+        ):
+            continue  # the runbook's objects of the same name are the ones in the cluster
+        objects.append(installs.pending(obj) if obj["kind"] == "DaemonSet" else obj)
+    return objects
+
+
+def play_the_daemonset_controller(api: FakeKubeApi, method: str, before: dict[str, Any]) -> None:
+    """Parked runbook speakers free the host ports: the chart's speakers then become ready."""
+    if (before["kind"], before["metadata"]["name"], method) != ("DaemonSet", "speaker", "PATCH"):
+        return
+    now = api.get("apps/v1", "DaemonSet", "speaker", NS)
+    if PARK_LABEL in now["spec"]["template"]["spec"].get("nodeSelector", {}):
+        api.update(
+            "apps/v1",
+            "DaemonSet",
+            "metallb-speaker",
+            NS,
+            {"status": {"numberReady": 1, "numberAvailable": 1}},
+        )
+
+
+def cluster(*, speakers_start: bool = True) -> FakeKubeApi:
+    api = FakeKubeApi(
+        [
+            *installs.runbook_install(),
+            *chart_during_install(),
+            installs.foreign_configmap(),
+            installs.node(),
+            *installs.bootstrap_service(),
+        ]
+    )
+    if speakers_start:
+        api.on_change.append(play_the_daemonset_controller)
+    return api
+
+
+def handover(
+    *extra: str, context: str = "kind-macula-dev", timeout: int = 20
+) -> subprocess.CompletedProcess[str]:
+    command = handover_command(
+        MetalLBArgs(
+            chart=ChartConfig(webhook_timeout_seconds=timeout),
+            kube_context=context,
+            kubeconfig=None,
+            stack_mark="macula-lan/kind-dev",
+            adopt_existing=True,
+        )
+    )
+    return subprocess.run(
+        ["/bin/sh", "-c", " ".join([command, "--interval", "1", *extra])],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def deleted_paths(api: FakeKubeApi) -> list[str]:
+    return [path for method, path in api.requests if method == "DELETE"]
+
+
+def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
+    api = cluster()
+    with fake_cluster(api=api):
+        result = handover()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["removed deployment.apps/controller", "removed daemonset.apps/speaker"]
+    assert len(lines) == len(NATIVE_OBJECTS) + 1
+    assert lines[-1].startswith(
+        f"handed over: removed {len(NATIVE_OBJECTS)} objects of the runbook's MetalLB"
+    )
+    assert "the chart's speakers were ready" in lines[-1]
+    for known in NATIVE_OBJECTS:
+        assert not exists(api, known.ref), known.ref
+    for known in SHARED_OBJECTS:
+        assert exists(api, known.ref), known.ref
+    kept = [
+        ObjectRef("ConfigMap", NS, "team-notes"),
+        NATIVE_MEMBERLIST_SECRET,
+        ObjectRef("IPAddressPool", NS, "lan-pool"),
+        ObjectRef("L2Advertisement", NS, "lan-advertisement"),
+        ObjectRef("Deployment", NS, "metallb-controller"),
+        ObjectRef("DaemonSet", NS, "metallb-speaker"),
+        ObjectRef("Service", NS, "metallb-webhook-service"),
+        ObjectRef("Service", "macula", "macula-bootstrap"),
+    ]
+    for ref in kept:
+        assert exists(api, ref), ref
+    assert len(deleted_paths(api)) == len(NATIVE_OBJECTS)
+
+
+def test_the_order_keeps_one_controller_and_parks_the_speakers_last():
+    api = cluster()
+    with fake_cluster(api=api):
+        assert handover().returncode == 0
+    changes = [(m, p) for m, p in api.requests if m in ("DELETE", "PATCH")]
+    assert changes[0] == ("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/controller")
+    assert changes[1] == ("PATCH", f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker")
+    assert changes[2] == ("DELETE", f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker")
+    # The chart's controller was asked about before the runbook's speakers were touched.
+    first_patch = api.requests.index(changes[1])
+    assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/metallb-controller") in api.requests[
+        :first_patch
+    ]
+
+
+def test_a_second_run_removes_nothing():
+    api = cluster()
+    with fake_cluster(api=api):
+        assert handover().returncode == 0
+        before = len(deleted_paths(api))
+        again = handover()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == (
+        "no runbook MetalLB in metallb-system (context kind-macula-dev): nothing removed; "
+        "the chart's MetalLB runs\n"
+    )
+    assert len(deleted_paths(api)) == before
+
+
+def test_speakers_that_never_get_ready_bring_the_runbooks_back_and_fail():
+    api = cluster(speakers_start=False)
+    with fake_cluster(api=api):
+        result = handover("--timeout", "4")
+    assert result.returncode == 1
+    assert "the chart's speakers were not ready within 4s of parking the runbook's" in result.stderr
+    assert "the runbook's speakers are back" in result.stderr
+    speaker = api.get("apps/v1", "DaemonSet", "speaker", NS)
+    assert PARK_LABEL not in speaker["spec"]["template"]["spec"].get("nodeSelector", {})
+    assert speaker["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    # Nothing after the speakers was touched.
+    assert exists(api, ObjectRef("ServiceAccount", NS, "speaker"))
+    assert deleted_paths(api) == [f"/apis/apps/v1/namespaces/{NS}/deployments/controller"]
+
+
+def test_a_denied_removal_stops_the_run_before_anything_after_it():
+    api = cluster()
+    api.forbid("DELETE", "serviceaccounts", NS)
+    with fake_cluster(api=api):
+        result = handover()
+    assert result.returncode == 1
+    assert "could not remove serviceaccount/controller; nothing after it was touched" in result.stderr
+    assert exists(api, ObjectRef("ClusterRole", None, "metallb-system:controller"))
+    assert result.stdout.splitlines() == [
+        "removed deployment.apps/controller",
+        "removed daemonset.apps/speaker",
+    ]
+
+
+def test_kubectl_warnings_on_stderr_change_nothing():
+    api = cluster()
+    api.broken_discovery = True
+    with fake_cluster(api=api):
+        result = handover()
+    assert result.returncode == 0, result.stderr
+    assert "couldn't get resource list for metrics.k8s.io/v1beta1" in result.stderr
+    assert len(result.stdout.splitlines()) == len(NATIVE_OBJECTS) + 1
+
+
+def test_an_unreachable_cluster_fails_at_the_deadline_having_removed_nothing():
+    with fake_cluster():
+        result = handover("--timeout", "2", context=UNREACHABLE_CONTEXT)
+    assert result.returncode == 1
+    assert (
+        "gave up after 2s waiting for the chart's Deployment metallb-controller to be created"
+        in result.stderr
+    )
+    assert result.stdout == ""
+
+
+def test_help_works_as_pulumi_runs_the_script():
+    result = handover("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: retire-runbook-metallb.sh --context CONTEXT")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--interval", "0"), "--interval must be from 1 to 60, got '0'"),
+        (("--timeout", "1e3"), "--timeout must be a whole number of seconds, got '1e3'"),
+        (("--timeout", "7200"), "--timeout must be from 1 to 3600, got '7200'"),
+        (("--request-timeout", "-1"), "--request-timeout must be a whole number of seconds, got '-1'"),
+        (("--context", "--namespace"), "--context needs a context name"),
+        (("--bogus",), "unknown argument: --bogus"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(args, message):
+    result = handover(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_a_leading_zero_is_decimal_not_octal():
+    api = cluster()
+    with fake_cluster(api=api):
+        result = handover("--timeout", "010", "--interval", "01")
+    assert result.returncode == 0, result.stderr
