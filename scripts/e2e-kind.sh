@@ -1,30 +1,41 @@
 #!/usr/bin/env bash
 # End to end on a throwaway KinD cluster: deploy the program to it, check the result with tools.verify,
-# prove that a fresh deploy shows no drift (tools.drift: preview --refresh --expect-no-changes), then
-# destroy it all. CI runs it (.github/workflows/e2e.yml); it runs the same on a workstation.
+# prove that a deploy shows no drift (tools.drift: preview --refresh --expect-no-changes), then destroy
+# it all. CI runs it (.github/workflows/e2e.yml); it runs the same on a workstation.
 #
-#   scripts/e2e-kind.sh [--cluster NAME] [--keep]
+#   scripts/e2e-kind.sh [--scenario fresh|runbook] [--cluster NAME] [--keep]
 #
-#   --cluster NAME  the KinD cluster to use (default macula-e2e, or $E2E_CLUSTER); reused if it exists,
-#                   and then left in place
-#   --keep          leave the cluster, the stack and its state behind to look at (or E2E_KEEP=1)
+#   --scenario fresh    the program on a cluster without MetalLB (default, or $E2E_SCENARIO)
+#   --scenario runbook  first the runbook by hand (MetalLB's v0.14.3 native manifest, checked against its
+#                       sha256; lan-pool and lan-advertisement; the bootstrap Service made a
+#                       LoadBalancer), then a stack with adoptExisting takes it over. It checks that the
+#                       Service keeps its IP and prints how long `up` took and the longest gap in ARP
+#                       answers for that IP, probed from a container on KinD's docker network
+#   --cluster NAME      the KinD cluster to use (default macula-e2e, or $E2E_CLUSTER); reused if it
+#                       exists, and then left in place
+#   --keep              leave the cluster, the stack and its state behind to look at (or E2E_KEEP=1)
 #
-# Needs docker, kind, kubectl, pulumi, python3 and make. The stack (e2e-<random>, or $E2E_STACK) lives in
-# a file backend in a temporary directory with a throwaway passphrase, so it never touches real state.
+# Needs docker, kind, kubectl, pulumi, python3, make, and curl for the runbook scenario. The stack
+# (e2e-<random>, or $E2E_STACK) lives in a file backend in a temporary directory with a throwaway
+# passphrase, so it never touches real state.
 set -euo pipefail
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 
 cluster=${E2E_CLUSTER:-macula-e2e}
 keep=${E2E_KEEP:-0}
+scenario=${E2E_SCENARIO:-fresh}
 while (($#)); do
   case $1 in
+    --scenario) scenario=${2:?--scenario needs fresh or runbook}; shift 2 ;;
     --cluster) cluster=${2:?--cluster needs a name}; shift 2 ;;
     --keep) keep=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "e2e-kind: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+[[ $scenario == fresh || $scenario == runbook ]] || { echo "e2e-kind: --scenario is fresh or runbook, not '$scenario'" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
 project_dir=$PWD
@@ -33,11 +44,17 @@ context=kind-$cluster
 node=$cluster-control-plane
 stack=${E2E_STACK:-e2e-$(date +%s)-$RANDOM}
 pool=e2e-pool
+# MetalLB's own manifest of the version the runbook installed, pinned by tag and by its bytes' sha256.
+native_manifest_url=https://raw.githubusercontent.com/metallb/metallb/v0.14.3/config/manifests/metallb-native.yaml
+native_manifest_sha256=df1ca995d3dc7f033cb5424a186ebdde69305e3beb688c5cb4d3271d71b1883c
+arp_probe=$cluster-arp-probe
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { echo "e2e-kind: $*" >&2; exit 1; }
 
-for tool in docker kind kubectl pulumi python3 make; do
+tools=(docker kind kubectl pulumi python3 make)
+[[ $scenario == fresh ]] || tools+=(curl sha256sum)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
 [[ -e "$project_dir/Pulumi.$stack.yaml" ]] && die "Pulumi.$stack.yaml already exists; pick another E2E_STACK"
@@ -59,6 +76,7 @@ show_cluster() {
 cleanup() {
   local status=$?
   trap - EXIT
+  docker rm --force "$arp_probe" >/dev/null 2>&1 || true
   if ((status != 0)); then
     log "failed (exit $status); the cluster as it was:"
     show_cluster
@@ -199,15 +217,117 @@ EOF
 
 # Every stack setting the run uses, in one place (keys as stack_config.py reads them).
 write_stack_config() {
-  local first=$1 last=$2
+  local first=$1 last=$2 ip=$3
   local set=(pulumi config set --stack "$stack")
   "${set[@]}" kubeContext "$context"
   "${set[@]}" --path "pools[0].name" "$pool"
   "${set[@]}" --path "pools[0].addresses[0]" "$first-$last"
-  "${set[@]}" --path "bootstrap.ip" "$first"
+  "${set[@]}" --path "bootstrap.ip" "$ip"
   "${set[@]}" --path "bootstrap.pool" "$pool"
   # No bootstrap.hostname: nothing publishes the name in CI, so tools.verify skips its DNS check.
   "${set[@]}" --path "clearLoadBalancerExclusion[0]" "$node"
+  [[ $scenario == fresh ]] || "${set[@]}" adoptExisting true
+}
+
+service_ip() {
+  kubectl --context "$context" -n macula get service macula-bootstrap \
+    -o 'jsonpath={.status.loadBalancer.ingress[0].ip}'
+}
+
+# What the runbook did by hand, as its user did it: MetalLB's native manifest, the pool and the
+# advertisement applied with kubectl, and the bootstrap Service switched to LoadBalancer.
+apply_runbook() {
+  local first=$1 last=$2 manifest=$state_dir/metallb-native.yaml attempt
+  log "the runbook by hand: MetalLB v0.14.3's native manifest"
+  if [[ -n ${E2E_NATIVE_MANIFEST:-} ]]; then
+    cp "$E2E_NATIVE_MANIFEST" "$manifest"
+  else
+    curl --fail --silent --show-error --location --retry 3 --output "$manifest" "$native_manifest_url"
+  fi
+  echo "$native_manifest_sha256  $manifest" | sha256sum --check --quiet ||
+    die "$native_manifest_url is not the v0.14.3 manifest (sha256 $native_manifest_sha256)"
+  kubectl --context "$context" apply -f "$manifest"
+  kubectl --context "$context" -n metallb-system rollout status deployment/controller --timeout=300s
+  kubectl --context "$context" -n metallb-system rollout status daemonset/speaker --timeout=300s
+  # kubeadm's exclusion label keeps 0.14.3's speakers silent on KinD's only node. The runbook's cluster
+  # answered ARP, so its node went without the label; so does this one.
+  kubectl --context "$context" label node "$node" node.kubernetes.io/exclude-from-external-load-balancers-
+
+  log "the runbook by hand: $pool and lan-advertisement"
+  for attempt in $(seq 60); do
+    # The native controller's webhook refuses them until it serves.
+    kubectl --context "$context" apply -f - <<EOF && break
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: $pool
+  namespace: metallb-system
+spec:
+  addresses:
+    - $first-$last
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: lan-advertisement
+  namespace: metallb-system
+spec:
+  ipAddressPools:
+    - $pool
+EOF
+    ((attempt < 60)) || die "the runbook's pool was refused for 5 minutes"
+    sleep 5
+  done
+
+  log "the runbook by hand: the bootstrap Service becomes a LoadBalancer"
+  kubectl --context "$context" -n macula patch service macula-bootstrap -p '{"spec":{"type":"LoadBalancer"}}'
+  for attempt in $(seq 60); do
+    [[ -n $(service_ip) ]] && break
+    ((attempt < 60)) || die "MetalLB gave the runbook's Service no address in 2 minutes"
+    sleep 2
+  done
+}
+
+# One ARP request a tenth of a second for IP, from a container on KinD's docker network (never any other
+# network), each logged as "<epoch seconds> ok|miss".
+start_arp_probe() {
+  local ip=$1 attempt
+  log "probing ARP for $ip from a container on the kind network"
+  docker run --detach --name "$arp_probe" --network kind --cap-add NET_RAW alpine:3.20 sh -c "
+    apk add --no-cache --quiet iputils-arping || exit 1
+    while :; do
+      if arping -q -c 1 -w 1 -I eth0 $ip; then echo \"\$(date +%s.%N) ok\"; sleep 0.1
+      else echo \"\$(date +%s.%N) miss\"; fi
+    done" >/dev/null
+  for attempt in $(seq 60); do
+    docker logs "$arp_probe" 2>/dev/null | grep -q ' ok$' && return 0
+    ((attempt < 60)) || die "the ARP probe got no answer for $ip before the takeover: nobody announces it"
+    sleep 2
+  done
+}
+
+# The longest time between two answered probes, in seconds, and how many probes went unanswered.
+arp_gap() {
+  docker logs "$arp_probe" 2>/dev/null | python3 -c '
+import sys
+
+longest, missed, previous = 0.0, 0, None
+for line in sys.stdin:
+    fields = line.split()
+    if len(fields) != 2 or fields[1] not in ("ok", "miss"):
+        continue
+    try:
+        stamp = float(fields[0])
+    except ValueError:
+        continue
+    if fields[1] == "miss":
+        missed += 1
+        continue
+    if previous is not None:
+        longest = max(longest, stamp - previous)
+    previous = stamp
+print(f"{longest:.1f} {missed}")
+'
 }
 
 create_cluster
@@ -216,20 +336,47 @@ create_bootstrap_stand_in
 log "choosing addresses on the kind network"
 read -r first_ip last_ip < <(choose_address_range)
 [[ -n "${last_ip:-}" ]] || die "could not choose an address range on the kind network"
-echo "pool $pool: $first_ip-$last_ip, bootstrap IP $first_ip" >&2
+echo "pool $pool: $first_ip-$last_ip" >&2
+
+ip_before=$first_ip
+if [[ $scenario == runbook ]]; then
+  pool=lan-pool
+  apply_runbook "$first_ip" "$last_ip"
+  ip_before=$(service_ip)
+  echo "the runbook's Service has $ip_before" >&2
+  start_arp_probe "$ip_before"
+fi
 
 log "preparing ./venv and stack $stack (state in $state_dir)"
 make setup
 pulumi stack init "$stack" --secrets-provider passphrase
 stack_exists=1
-write_stack_config "$first_ip" "$last_ip"
+write_stack_config "$first_ip" "$last_ip" "$ip_before"
 cat "$project_dir/Pulumi.$stack.yaml"
 
+if [[ $scenario == runbook ]]; then
+  log "what the stack finds before its first up (read-only)"
+  venv/bin/python -m tools.survey --stack "$stack"
+fi
+
 log "pulumi up"
+started=$SECONDS
 pulumi up --yes --non-interactive --stack "$stack"
+converged=$((SECONDS - started))
 
 log "verify"
 venv/bin/python -m tools.verify --stack "$stack" --strict-udp
+
+if [[ $scenario == runbook ]]; then
+  ip_after=$(service_ip)
+  [[ $ip_after == "$ip_before" ]] || die "the takeover moved the Service from $ip_before to $ip_after"
+  read -r gap missed < <(arp_gap)
+  docker rm --force "$arp_probe" >/dev/null
+  figures="takeover converged in ${converged}s; longest gap without an ARP answer for $ip_before: ${gap}s"
+  figures+=" ($missed probes unanswered); the Service kept $ip_before"
+  log "$figures"
+  [[ -z ${GITHUB_STEP_SUMMARY:-} ]] || echo "e2e ($scenario): $figures" >>"$GITHUB_STEP_SUMMARY"
+fi
 
 log "drift right after the deploy (there must be none)"
 venv/bin/python -m tools.drift "$stack"

@@ -19,6 +19,7 @@ import yaml
 
 from tests.program import PROJECT_DIR
 from tests.system_programs import require_tool
+from tests.upstream import UPSTREAM_DIR, requires_upstream
 
 WORKFLOWS_DIR = PROJECT_DIR / ".github" / "workflows"
 WORKFLOWS = sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")])
@@ -149,9 +150,18 @@ echo "{name} $*" >> "$E2E_TEST_LOG"
 exit 0
 """
 STAND_IN_BODIES = {
-    "docker": 'echo "172.18.0.0/16 fc00:f853:ccd:e793::/64 "',
+    # The kind network's subnets; the ARP probe's log: answered, one miss, answered 3.2 s later.
+    "docker": """case $1 in
+  network) echo "172.18.0.0/16 fc00:f853:ccd:e793::/64 " ;;
+  logs) printf '%s\\n' "100.0 ok" "100.1 ok" "100.4 miss" "103.3 ok" ;;
+esac""",
     "kind": '[[ "$1 $2" == "get clusters" ]] && echo "${E2E_TEST_EXISTING_CLUSTER:-}"',
-    "kubectl": "",
+    # The Service's address: the pool's first, or E2E_TEST_IP_AFTER_UP once `pulumi up` ran.
+    "kubectl": """if [[ "$*" == *"jsonpath={.status.loadBalancer.ingress[0].ip}"* ]]; then
+  address=172.18.255.200
+  [[ -e "$E2E_TEST_LOG.up" ]] && address=${E2E_TEST_IP_AFTER_UP:-$address}
+  echo "$address"
+fi""",
     "make": "",
     # Writes the stack file as the real CLI does, so the test sees whether the script removes it.
     "pulumi": """stack=""; previous=""
@@ -159,6 +169,7 @@ for argument in "$@"; do [[ "$previous" == --stack ]] && stack=$argument; previo
 [[ "$1 $2" == "stack init" ]] && echo "encryptionsalt: test" > "Pulumi.$3.yaml"
 [[ "$1" == config ]] && echo "# config $*" >> "Pulumi.$stack.yaml"
 [[ "$1" == up && -n "${E2E_TEST_FAIL_UP:-}" ]] && exit 1
+[[ "$1" == up ]] && touch "$E2E_TEST_LOG.up"
 [[ "$1 $2" == "stack rm" && -n "${E2E_TEST_FAIL_STACK_RM:-}" ]] && exit 1
 [[ "$1 $2" == "stack rm" ]] && rm -f "Pulumi.$stack.yaml"
 """,
@@ -191,6 +202,9 @@ def e2e_project(tmp_path, monkeypatch):
     for name in (
         "E2E_CLUSTER",
         "E2E_KEEP",
+        "E2E_SCENARIO",
+        "E2E_NATIVE_MANIFEST",
+        "E2E_TEST_IP_AFTER_UP",
         "E2E_TEST_FAIL_UP",
         "E2E_TEST_FAIL_STACK_RM",
         "E2E_TEST_EXISTING_CLUSTER",
@@ -199,9 +213,9 @@ def e2e_project(tmp_path, monkeypatch):
     return project, tmp_path / "calls.log", tmp_path / "tmp"
 
 
-def run_e2e(project: Path) -> subprocess.CompletedProcess[str]:
+def run_e2e(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(project / "scripts" / "e2e-kind.sh")], capture_output=True, text=True, check=False
+        ["bash", str(project / "scripts" / "e2e-kind.sh"), *args], capture_output=True, text=True, check=False
     )
 
 
@@ -268,3 +282,89 @@ def test_e2e_on_a_cluster_it_did_not_create_destroys_but_leaves_the_cluster(e2e_
     assert "pulumi destroy --yes --non-interactive --stack e2e-test" in log
     assert "kind delete cluster" not in log
     assert not (project / "Pulumi.e2e-test.yaml").exists()
+
+
+def in_order(log: list[str], steps: list[str]) -> list[str]:
+    """The steps not found in the log, each looked for after the one before it."""
+    position, missing = 0, []
+    for step in steps:
+        found = next((i for i in range(position, len(log)) if log[i].startswith(step)), None)
+        if found is None:
+            missing.append(step)
+        else:
+            position = found + 1
+    return missing
+
+
+@requires_upstream
+def test_e2e_runbook_scenario_sets_up_by_hand_then_takes_over_and_measures(e2e_project, monkeypatch):
+    project, calls, tmp = e2e_project
+    monkeypatch.setenv("E2E_NATIVE_MANIFEST", str(UPSTREAM_DIR / "metallb-native.yaml"))
+
+    result = run_e2e(project, "--scenario", "runbook")
+
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text().splitlines()
+    context = "kubectl --context kind-macula-e2e"
+    assert not in_order(
+        log,
+        [
+            "kind create cluster --name macula-e2e",
+            f"{context} apply -f {tmp}/",
+            f"{context} -n metallb-system rollout status daemonset/speaker",
+            f"{context} label node macula-e2e-control-plane "
+            "node.kubernetes.io/exclude-from-external-load-balancers-",
+            f"{context} apply -f -",
+            f"{context} -n macula patch service macula-bootstrap",
+            "docker run --detach --name macula-e2e-arp-probe --network kind",
+            "pulumi config set --stack e2e-test adoptExisting true",
+            "venv-python -m tools.survey --stack e2e-test",
+            "pulumi up --yes",
+            "venv-python -m tools.verify --stack e2e-test --strict-udp",
+            "docker logs macula-e2e-arp-probe",
+            "venv-python -m tools.drift e2e-test",
+            "pulumi destroy --yes",
+            "kind delete cluster --name macula-e2e",
+        ],
+    )
+    assert "pulumi config set --stack e2e-test --path pools[0].name lan-pool" in log
+    assert "pulumi config set --stack e2e-test --path bootstrap.ip 172.18.255.200" in log
+    assert (
+        "longest gap without an ARP answer for 172.18.255.200: 3.2s (1 probes unanswered); "
+        "the Service kept 172.18.255.200" in result.stderr
+    )
+    assert "docker rm --force macula-e2e-arp-probe" in log
+    assert list(tmp.iterdir()) == []
+
+
+@requires_upstream
+def test_e2e_runbook_scenario_fails_when_the_takeover_moves_the_service(e2e_project, monkeypatch):
+    project, calls, _ = e2e_project
+    monkeypatch.setenv("E2E_NATIVE_MANIFEST", str(UPSTREAM_DIR / "metallb-native.yaml"))
+    monkeypatch.setenv("E2E_TEST_IP_AFTER_UP", "172.18.255.201")
+
+    result = run_e2e(project, "--scenario", "runbook")
+
+    assert result.returncode != 0
+    assert "the takeover moved the Service from 172.18.255.200 to 172.18.255.201" in result.stderr
+    assert "venv-python -m tools.drift" not in calls.read_text()
+
+
+def test_e2e_runbook_scenario_refuses_a_manifest_that_is_not_v0_14_3(e2e_project, monkeypatch, tmp_path):
+    project, calls, _ = e2e_project
+    tampered = tmp_path / "metallb-native.yaml"
+    tampered.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: metallb-system\n")
+    monkeypatch.setenv("E2E_NATIVE_MANIFEST", str(tampered))
+
+    result = run_e2e(project, "--scenario", "runbook")
+
+    assert result.returncode != 0
+    assert "is not the v0.14.3 manifest (sha256 df1ca995" in result.stderr
+    assert "metallb-native.yaml" not in calls.read_text()
+
+
+def test_e2e_rejects_an_unknown_scenario(e2e_project):
+    project, _, _ = e2e_project
+    result = run_e2e(project, "--scenario", "upgrade")
+    assert result.returncode == 2
+    assert "--scenario is fresh or runbook, not 'upgrade'" in result.stderr
