@@ -109,6 +109,9 @@ NATIVE_OBJECTS = (
     _native("services", "Service", "webhook-service"),
 )
 NATIVE_SERVICE_SELECTOR = {"component": "controller"}
+# The manifest's BGPPeer webhook in the shared webhook configuration; the chart's is bgppeervalidationwebhook.
+NATIVE_WEBHOOK_ENTRY = "bgppeersvalidationwebhook.metallb.io"
+WEBHOOK_CONFIGURATION = ObjectRef("ValidatingWebhookConfiguration", None, "metallb-webhook-configuration")
 
 CRD_NAMES = (
     "bfdprofiles.metallb.io",
@@ -203,6 +206,9 @@ class ClusterSurvey:
     shared: tuple[FoundObject, ...]
     workloads: tuple[Workload, ...]
     native: tuple[FoundObject, ...]
+    # Entries of the shared webhook configuration that only the runbook's install has, still pointing at
+    # its Service.
+    native_webhook_entries: tuple[str, ...]
     helm_releases: tuple[HelmRelease, ...]
     pools: tuple[FoundObject, ...]
     advertisements: tuple[FoundObject, ...]
@@ -413,6 +419,14 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
             found.ref for found in rest if found not in chart_objects and found.ref not in NAMESPACE_DEFAULTS
         )
     )
+    entries = _mapping(by_ref.get(WEBHOOK_CONFIGURATION)).get("webhooks") or []
+    native_entries = tuple(
+        str(entry.get("name"))
+        for entry in entries
+        if isinstance(entry, Mapping)
+        and entry.get("name") == NATIVE_WEBHOOK_ENTRY
+        and _mapping(_mapping(entry.get("clientConfig")).get("service")).get("name") == "webhook-service"
+    )
     return ClusterSurvey(
         context=kubectl.context,
         namespace=found_object(by_ref[ObjectRef("Namespace", None, namespace)])
@@ -421,6 +435,7 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
         shared=shared,
         workloads=tuple(workloads),
         native=native,
+        native_webhook_entries=native_entries,
         helm_releases=tuple(releases),
         pools=tuple(pools),
         advertisements=tuple(advertisements),

@@ -37,6 +37,7 @@ from metallb_survey import (
     NATIVE_MEMBERLIST_SECRET,
     NATIVE_OBJECTS,
     SHARED_OBJECTS,
+    WEBHOOK_CONFIGURATION,
     ClusterSurvey,
     FoundObject,
     HelmRelease,
@@ -143,6 +144,8 @@ class TakeoverPlan:
     summary: str
     take_over: list[ObjectRef] = field(default_factory=list)
     remove: list[ObjectRef] = field(default_factory=list)
+    # Entries of the shared webhook configuration that only the runbook's install has.
+    remove_webhooks: list[str] = field(default_factory=list)
     forget: list[ObjectRef] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -153,13 +156,17 @@ class TakeoverPlan:
     def refused(self) -> bool:
         return bool(self.refusals)
 
+    def removals(self) -> str:
+        entries = [f"webhook {name} of {WEBHOOK_CONFIGURATION}" for name in self.remove_webhooks]
+        return ", ".join([*(str(ref) for ref in self.remove), *entries])
+
     def lines(self) -> list[str]:
         """The report, one finding per line, as `pulumi preview` and `tools.survey` print it."""
         lines = [f"cluster {self.context}: {self.summary}"]
         if self.take_over:
             lines.append("take over (the same name in the chart or the stack file): " + _join(self.take_over))
-        if self.remove:
-            lines.append("remove (the runbook's native-manifest objects): " + _join(self.remove))
+        if self.remove or self.remove_webhooks:
+            lines.append("remove (the runbook's native-manifest objects): " + self.removals())
         if self.forget:
             lines.append(
                 "forget (Helm's release records, so helm no longer owns the objects): " + _join(self.forget)
@@ -310,6 +317,7 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
     ]
     plan.take_over = sorted(found.ref for found in candidates if found.stack != ours)
     plan.remove = [found.ref for found in survey.native]
+    plan.remove_webhooks = list(survey.native_webhook_entries)
     plan.forget = [ref for release in releases for ref in release.records]
     foreign_workloads = [w for w in survey.workloads if w.found.stack != ours]
 
@@ -343,8 +351,8 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
         ]
         if plan.take_over:
             found_lines.append(f"objects this stack would create, which exist: {_join(plan.take_over)}")
-        if plan.remove:
-            found_lines.append(f"the runbook's objects a takeover removes: {_join(plan.remove)}")
+        if plan.remove or plan.remove_webhooks:
+            found_lines.append(f"the runbook's objects a takeover removes: {plan.removals()}")
         if plan.forget:
             found_lines.append(f"Helm's release records a takeover removes: {_join(plan.forget)}")
         plan.refusals.append(

@@ -12,7 +12,8 @@
 #      It waits until the chart's speakers are ready on every node (that wait is the gap in which no
 #      speaker answers ARP), then removes the runbook's DaemonSet. If the chart's speakers do not get
 #      ready in time, it takes the node selector back, so the runbook's speakers return, and fails;
-#   5. removes the rest of what the manifest created: its ServiceAccounts, RBAC and Service.
+#   5. removes the rest of what the manifest created: its ServiceAccounts, RBAC and Service, and its
+#      BGPPeer webhook entry, which the chart names differently, from the shared webhook configuration.
 # Only objects of the native manifest go: by name and by the labels the manifest gives them (app=metallb,
 # plus component=... on the workloads; the unlabelled Service webhook-service by its selector). Never the
 # namespace, the CRDs, custom resources, or anything else. Without a runbook install it removes nothing
@@ -217,6 +218,23 @@ selector=$(k get services webhook-service -n "$namespace" --ignore-not-found -o 
   fail "could not read Service webhook-service"
 if [[ $selector == '{"component":"controller"}' ]]; then
   retire services webhook-service
+fi
+
+# The manifest calls its BGPPeer webhook bgppeersvalidationwebhook, the chart bgppeervalidationwebhook.
+# Taking over the shared webhook configuration leaves the manifest's entry behind, pointing at the
+# Service removed above, and with failurePolicy Fail it would refuse every BGPPeer. It goes too, if it
+# still points at the runbook's Service.
+readonly webhooks=validatingwebhookconfigurations.admissionregistration.k8s.io
+readonly stale_webhook=bgppeersvalidationwebhook.metallb.io
+target=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
+  -o "jsonpath={.webhooks[?(@.name==\"$stale_webhook\")].clientConfig.service.name}") ||
+  fail "could not read ValidatingWebhookConfiguration metallb-webhook-configuration"
+if [[ $target == webhook-service ]]; then
+  k patch "$webhooks" metallb-webhook-configuration --type strategic \
+    -p "{\"webhooks\":[{\"name\":\"$stale_webhook\",\"\$patch\":\"delete\"}]}" >/dev/null ||
+    fail "could not remove webhook $stale_webhook from metallb-webhook-configuration"
+  echo "removed webhook $stale_webhook from validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration"
+  removed=$((removed + 1))
 fi
 
 if ((removed == 0)); then

@@ -2,7 +2,8 @@
 
 The tests point a real `kubectl` at it through a kubeconfig they write. It serves discovery, GET, LIST
 (label and field selectors, one namespace or all), DELETE and merge PATCH of the objects it is seeded
-with. Custom resource types are served only while their CustomResourceDefinition exists, as on a real
+with (merge patches; strategic ones merge lists of named objects by name). Custom resource types are
+served only while their CustomResourceDefinition exists, as on a real
 cluster. Faults:
 
 - `broken_discovery`: an aggregated API (metrics.k8s.io) whose discovery answers 503. kubectl then
@@ -127,8 +128,29 @@ def _matches_fields(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, which is also what a strategic merge patch of maps and scalars does."""
+def _merge_list(target: Any, patch: list[Any]) -> list[Any]:
+    """A strategic merge of a list of named objects: by `name`, `$patch: delete` removing one."""
+    result = [copy.deepcopy(item) for item in target] if isinstance(target, list) else []
+    for item in patch:
+        index = next((i for i, old in enumerate(result) if old.get("name") == item.get("name")), None)
+        if item.get("$patch") == "delete":
+            if index is not None:
+                del result[index]
+        elif index is not None:
+            result[index] = _merge_patch(result[index], item, strategic=True)
+        else:
+            result.append(copy.deepcopy(item))
+    return result
+
+
+def _merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
+    """RFC 7386; with `strategic`, lists of named objects merge by name, as the webhooks list does."""
+    if (
+        isinstance(patch, list)
+        and strategic
+        and all(isinstance(item, dict) and "name" in item for item in patch)
+    ):
+        return _merge_list(target, patch)
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     result = dict(target) if isinstance(target, dict) else {}
@@ -136,7 +158,7 @@ def _merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = _merge_patch(result.get(key), value)
+            result[key] = _merge_patch(result.get(key), value, strategic=strategic)
     return result
 
 
@@ -306,7 +328,7 @@ class FakeKubeApi:
             return resource_type, namespace, rest[1] if len(rest) == 2 else None
         return None
 
-    def handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, Any]:
+    def handle(self, method: str, raw_path: str, body: bytes, content_type: str = "") -> tuple[int, Any]:
         parts = urlsplit(raw_path)
         path, query = parts.path.rstrip("/"), parse_qs(parts.query)
         with self.lock:
@@ -361,7 +383,8 @@ class FakeKubeApi:
                 patch = json.loads(body or b"{}")
                 if not isinstance(patch, dict):
                     return 415, status(415, "UnsupportedMediaType", "the fake API applies merge patches only")
-                self.objects[key] = _merge_patch(obj, patch)
+                strategic = content_type.startswith("application/strategic-merge-patch")
+                self.objects[key] = _merge_patch(obj, patch, strategic=strategic)
                 self.objects[key]["metadata"]["resourceVersion"] = self._next_version()
                 for hook in self.on_change:
                     hook(self, method, obj)
@@ -396,7 +419,8 @@ class FakeKubeApi:
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                code, body = api.handle(method, self.path, self.rfile.read(length) if length else b"")
+                body_in = self.rfile.read(length) if length else b""
+                code, body = api.handle(method, self.path, body_in, self.headers.get("Content-Type", ""))
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")

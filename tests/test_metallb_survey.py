@@ -51,6 +51,7 @@ def test_the_runbook_install_is_recognised_object_by_object():
         ("speaker", "speaker", "0.14.3"),
     }
     assert found.helm_releases == ()
+    assert found.native_webhook_entries == ("bgppeersvalidationwebhook.metallb.io",)
     assert [(p.ref.name, p.detail) for p in found.pools] == [("lan-pool", installs.RUNBOOK_POOL_RANGE)]
     assert [(a.ref.name, a.detail) for a in found.advertisements] == [
         ("lan-advertisement", "pools: lan-pool")

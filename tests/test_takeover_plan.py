@@ -101,6 +101,7 @@ def test_the_runbook_install_is_taken_over_with_the_opt_in(runbook):
         "(Deployment metallb-system/controller, DaemonSet metallb-system/speaker)"
     )
     assert set(result.remove) == {known.ref for known in NATIVE_OBJECTS}
+    assert result.remove_webhooks == ["bgppeersvalidationwebhook.metallb.io"]
     assert result.take_over == sorted(
         [
             ObjectRef("ConfigMap", NS, "metallb-excludel2"),

@@ -21,6 +21,8 @@ from tests.upstream import requires_upstream
 pytestmark = requires_upstream
 
 NS = "metallb-system"
+WEBHOOKS = "metallb-webhook-configuration"
+WEBHOOK_API = "admissionregistration.k8s.io/v1"
 PARK_LABEL = "lan.macula.io/runbook-speaker-retired"
 KIND_TO_API = {
     "Deployment": "apps/v1",
@@ -106,6 +108,10 @@ def handover(
     )
 
 
+def webhook_entries(api: FakeKubeApi) -> list[dict[str, Any]]:
+    return list(api.get(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS)["webhooks"])
+
+
 def deleted_paths(api: FakeKubeApi) -> list[str]:
     return [path for method, path in api.requests if method == "DELETE"]
 
@@ -117,9 +123,13 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == ["removed deployment.apps/controller", "removed daemonset.apps/speaker"]
-    assert len(lines) == len(NATIVE_OBJECTS) + 1
+    assert len(lines) == len(NATIVE_OBJECTS) + 2
+    assert lines[-2] == (
+        "removed webhook bgppeersvalidationwebhook.metallb.io from "
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration"
+    )
     assert lines[-1].startswith(
-        f"handed over: removed {len(NATIVE_OBJECTS)} objects of the runbook's MetalLB"
+        f"handed over: removed {len(NATIVE_OBJECTS) + 1} objects of the runbook's MetalLB"
     )
     assert "the chart's speakers were ready" in lines[-1]
     for known in NATIVE_OBJECTS:
@@ -139,6 +149,26 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
     for ref in kept:
         assert exists(api, ref), ref
     assert len(deleted_paths(api)) == len(NATIVE_OBJECTS)
+    assert sorted(entry["name"] for entry in webhook_entries(api)) == [
+        "bfdprofilevalidationwebhook.metallb.io",
+        "bgpadvertisementvalidationwebhook.metallb.io",
+        "communityvalidationwebhook.metallb.io",
+        "ipaddresspoolvalidationwebhook.metallb.io",
+        "l2advertisementvalidationwebhook.metallb.io",
+    ]
+
+
+def test_a_webhook_entry_that_no_longer_points_at_the_runbooks_service_stays():
+    api = cluster()
+    entries = webhook_entries(api)
+    for entry in entries:
+        entry["clientConfig"]["service"]["name"] = "metallb-webhook-service"
+    api.update(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": entries})
+    with fake_cluster(api=api):
+        result = handover()
+    assert result.returncode == 0, result.stderr
+    assert "removed webhook" not in result.stdout
+    assert len(webhook_entries(api)) == 6
 
 
 def test_the_order_keeps_one_controller_and_parks_the_speakers_last():
@@ -183,6 +213,7 @@ def test_speakers_that_never_get_ready_bring_the_runbooks_back_and_fail():
     # Nothing after the speakers was touched.
     assert exists(api, ObjectRef("ServiceAccount", NS, "speaker"))
     assert deleted_paths(api) == [f"/apis/apps/v1/namespaces/{NS}/deployments/controller"]
+    assert len(webhook_entries(api)) == 6
 
 
 def test_a_denied_removal_stops_the_run_before_anything_after_it():
@@ -207,7 +238,7 @@ def test_kubectl_warnings_on_stderr_change_nothing():
     assert result.returncode == 0, result.stderr
     # kubectl asked the broken API (recent ones then warn on stderr on every call) and carried on.
     assert ("GET", "/apis/metrics.k8s.io/v1beta1") in api.requests
-    assert len(result.stdout.splitlines()) == len(NATIVE_OBJECTS) + 1
+    assert len(result.stdout.splitlines()) == len(NATIVE_OBJECTS) + 2
 
 
 def test_an_unreachable_cluster_fails_at_the_deadline_having_removed_nothing():
