@@ -443,8 +443,13 @@ class FakeKubeApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            # kubectl discovers every API group at once; the default backlog of 5 drops the rest of its
+            # connections, which then wait a second for TCP to try again.
+            request_queue_size = 128
+            daemon_threads = True
+
+        server = Server(("127.0.0.1", 0), Handler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
