@@ -28,10 +28,13 @@ cluster = k8s.Provider(
     "cluster",
     context=config.kube_context,
     kubeconfig=config.kubeconfig,
-    # A takeover creates objects that exist; this makes such a create an update. It stays on while the
-    # stack opts in (turning it off later would be a change of its own), made safe by takeover_plan's
-    # rename guard: see the README's "Taking over a cluster set up by hand".
+    # A takeover creates objects that exist: upsert makes such a create a server-side apply, and patch
+    # force lets that apply take the fields the runbook's kubectl or Helm own (the webhook's Service
+    # name, say). Both stay on while the stack opts in (turning them off later would be a change of its
+    # own), made safe by takeover_plan's rename guard: see the README's "Taking over a cluster set up by
+    # hand". Without the opt-in both are off, whatever PULUMI_K8S_* says.
     upsert_existing_objects=config.adopt_existing,
+    enable_patch_force=config.adopt_existing,
 )
 on_cluster = pulumi.ResourceOptions(providers=[cluster])
 

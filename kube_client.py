@@ -33,13 +33,15 @@ class Kubectl:
     executable: str = "kubectl"
 
 
-def _run(kubectl: Kubectl, arguments: Sequence[str]) -> subprocess.CompletedProcess[str]:
+def _run(
+    kubectl: Kubectl, arguments: Sequence[str], output: str = "json"
+) -> subprocess.CompletedProcess[str]:
     command = [
         kubectl.executable,
         *kubectl_target(kubectl.context, kubectl.kubeconfig),
         *arguments,
         "-o",
-        "json",
+        output,
         f"--request-timeout={max(1, int(kubectl.timeout))}s",
     ]
     try:
@@ -121,3 +123,25 @@ def kubectl_items(
     if "items" in found:
         return [item for item in found["items"] or [] if isinstance(item, dict)]
     return [found]
+
+
+def kubectl_metadata(kubectl: Kubectl, resource: str, namespace: str) -> list[dict[str, Any]]:
+    """The metadata of every object of one type in a namespace, and nothing else of them.
+
+    For Secrets: what they hold never reaches this process, only their names, labels and owners.
+    """
+    result = _run(
+        kubectl,
+        ["get", resource, "-n", namespace],
+        output='jsonpath={range .items[*]}{.metadata}{"\\n"}{end}',
+    )
+    if result.returncode != 0:
+        raise _failure(result)
+    found = []
+    for line in result.stdout.splitlines():
+        if line.strip():
+            metadata = _parse(line)
+            if not isinstance(metadata, dict):
+                raise KubectlError(f"kubectl printed metadata that is no object: {line[:80]!r}")
+            found.append(metadata)
+    return found

@@ -14,8 +14,8 @@ what a takeover would touch:
 - the program's own marks: every object the program declares carries the stack and the resource that
   manage it (`MARK_STACK`, `MARK_RESOURCE`), so "this stack already manages it" is read off the cluster.
 
-It decides nothing; `takeover_plan` does. Standard library only, so the read-only `tools.survey` runs
-without the Pulumi SDK.
+It decides nothing; `takeover_plan` does. It reads Secrets by their metadata only, except Helm's release
+records.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kube_client import Kubectl, kubectl_items
+from kube_client import Kubectl, kubectl_items, kubectl_metadata
 
 NAMESPACE = "metallb-system"
 # The program's marks on everything it declares: which stack, and which resource of it, manages the object.
@@ -145,7 +145,8 @@ CHART_NAME_LABEL = "app.kubernetes.io/name"
 NAMESPACE_DEFAULTS = frozenset(
     {ObjectRef("ServiceAccount", NAMESPACE, "default"), ObjectRef("ConfigMap", NAMESPACE, "kube-root-ca.crt")}
 )
-# Made at run time by the native controller (METALLB_ML_SECRET_NAME), not by the manifest: left alone.
+# Made at run time by the native controller (METALLB_ML_SECRET_NAME), not by the manifest, and owned by
+# its Deployment: it goes when that goes.
 NATIVE_MEMBERLIST_SECRET = ObjectRef("Secret", NAMESPACE, "memberlist")
 
 _WORKLOAD_IMAGE = re.compile(r"(^|/)metallb/(controller|speaker)(:(?P<tag>[^@/]+))?(@.*)?$")
@@ -161,6 +162,8 @@ class FoundObject:
     annotations: Mapping[str, str] = field(default_factory=dict)
     # A pool's addresses or an advertisement's pools, for the report.
     detail: str = ""
+    # The objects in the same namespace that own it (metadata.ownerReferences).
+    owners: tuple[ObjectRef, ...] = ()
 
     @property
     def stack(self) -> str | None:
@@ -194,6 +197,8 @@ class HelmRelease:
     records: tuple[ObjectRef, ...]
     # Values that rename the chart's objects (fullnameOverride, nameOverride), which a takeover cannot follow.
     name_overrides: Mapping[str, str] = field(default_factory=dict)
+    # Every value given to the release (`helm get values`), flattened to dotted paths.
+    values: Mapping[str, Any] = field(default_factory=dict)
     # Why the newest record could not be read, if it could not.
     unreadable: str | None = None
 
@@ -209,6 +214,8 @@ class ClusterSurvey:
     # Entries of the shared webhook configuration that only the runbook's install has, still pointing at
     # its Service.
     native_webhook_entries: tuple[str, ...]
+    # What the runbook's workloads own (the memberlist Secret), which goes when they go.
+    native_dependents: tuple[FoundObject, ...]
     helm_releases: tuple[HelmRelease, ...]
     pools: tuple[FoundObject, ...]
     advertisements: tuple[FoundObject, ...]
@@ -238,15 +245,24 @@ def _string_map(value: Any) -> dict[str, str]:
 
 def found_object(obj: Mapping[str, Any], detail: str = "") -> FoundObject:
     metadata = _metadata(obj)
+    namespace = metadata.get("namespace")
+    owners = tuple(
+        ObjectRef(str(owner.get("kind")), namespace, str(owner.get("name")))
+        for owner in metadata.get("ownerReferences") or []
+        if isinstance(owner, Mapping)
+    )
     return FoundObject(
-        ObjectRef(str(obj.get("kind", "?")), metadata.get("namespace"), str(metadata.get("name", "?"))),
+        ObjectRef(str(obj.get("kind", "?")), namespace, str(metadata.get("name", "?"))),
         _string_map(metadata.get("labels")),
         _string_map(metadata.get("annotations")),
         detail,
+        owners,
     )
 
 
 def _is_native(known: KnownObject, obj: Mapping[str, Any]) -> bool:
+    if _metadata(obj).get("ownerReferences"):
+        return False  # an operator's MetalLB, say: the manifest's objects have no owner
     labels = _string_map(_metadata(obj).get("labels"))
     if any(labels.get(key) != value for key, value in known.labels.items()):
         return False
@@ -335,9 +351,22 @@ def _helm_releases(records: Sequence[Mapping[str, Any]]) -> list[HelmRelease]:
                 chart_version=chart.get("version"),
                 records=refs,
                 name_overrides=overrides,
+                values=flatten(values),
             )
         )
     return releases
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested values as dotted paths: {"speaker": {"frr": {"enabled": x}}} → {"speaker.frr.enabled": x}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
 
 
 def _detail(obj: Mapping[str, Any]) -> str:
@@ -365,15 +394,23 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
 
     namespace_present = ObjectRef("Namespace", None, namespace) in by_ref
     in_namespace: list[dict[str, Any]] = []
+    helm_secrets: list[dict[str, Any]] = []
     if namespace_present:
         in_namespace = kubectl_items(
             kubectl,
             [
-                "serviceaccounts,services,secrets,configmaps,"
+                "serviceaccounts,services,configmaps,"
                 "roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io"
             ],
             namespace=namespace,
         )
+        # Secrets by their metadata only (the webhook's private key lives in one), except Helm's records,
+        # which are read whole to tell what release they hold.
+        in_namespace += [
+            {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
+            for metadata in kubectl_metadata(kubectl, "secrets", namespace)
+        ]
+        helm_secrets = kubectl_items(kubectl, ["secrets"], namespace=namespace, selector=HELM_RECORD_SELECTOR)
         by_ref.update({found_object(obj).ref: obj for obj in in_namespace})
 
     # Helm keeps release records beside the release; a MetalLB installed by Helm elsewhere says where.
@@ -382,7 +419,7 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
         for workload in workloads
         if HELM_RELEASE_NAME in workload.found.annotations
     } - {namespace}
-    records = [obj for obj in in_namespace if obj.get("kind") in ("Secret", "ConfigMap")]
+    records = [*helm_secrets, *(obj for obj in in_namespace if obj.get("kind") == "ConfigMap")]
     for other in sorted(ns for ns in record_namespaces if ns):
         records += kubectl_items(
             kubectl, ["secrets,configmaps"], namespace=other, selector=HELM_RECORD_SELECTOR
@@ -413,6 +450,11 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
         *record_refs,
     }
     rest = [found_object(obj) for obj in in_namespace if found_object(obj).ref not in known_refs]
+    # What a MetalLB controller makes at run time (its memberlist Secret) is owned by its Deployment.
+    native_workloads = {found.ref for found in native if found.ref.kind in ("Deployment", "DaemonSet")}
+    native_dependents = tuple(found for found in rest if set(found.owners) & native_workloads)
+    workload_refs = {workload.found.ref for workload in workloads}
+    rest = [found for found in rest if not set(found.owners) & workload_refs]
     chart_objects = tuple(found for found in rest if found.labels.get(CHART_NAME_LABEL) == "metallb")
     others = tuple(
         sorted(
@@ -436,6 +478,7 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
         workloads=tuple(workloads),
         native=native,
         native_webhook_entries=native_entries,
+        native_dependents=native_dependents,
         helm_releases=tuple(releases),
         pools=tuple(pools),
         advertisements=tuple(advertisements),

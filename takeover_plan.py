@@ -11,19 +11,22 @@ removes, what it leaves alone, warnings, and the reasons to refuse. The rules:
   another namespace or under other names (a second MetalLB would answer ARP for the same addresses); a
   Helm release that renames its objects, is mid-operation, or cannot be read; a chart version other
   than the running one (a takeover keeps the version; upgrade in a later `up`).
-- The rename guard: an object this stack manages carries the name of its resource. If the program now
-  declares it under another name, Pulumi would create the new resource (which, with upsert on, takes the
-  object over) and then delete the old one (deleting the object). The guard refuses that before it happens.
+- The rename guard: an object this stack manages carries the URN of its resource. If the program now
+  declares it under another URN (a new name, parent or type), Pulumi would create the new resource
+  (which, with upsert on, takes the object over) and then delete the old one (deleting the object). The
+  guard refuses that before it happens.
 - Pools and advertisements in the cluster that the stack file does not declare are reported, never
   touched: MetalLB keeps handing out their addresses.
 """
 
 from __future__ import annotations
 
+import json
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import yaml
@@ -34,8 +37,6 @@ from metallb_survey import (
     CHART_CONTROLLER,
     CHART_SPEAKER,
     NAMESPACE,
-    NATIVE_MEMBERLIST_SECRET,
-    NATIVE_OBJECTS,
     SHARED_OBJECTS,
     WEBHOOK_CONFIGURATION,
     ClusterSurvey,
@@ -48,7 +49,6 @@ from metallb_survey import (
 from stack_config import StackConfig
 
 RELEASE_NAME = "metallb"
-NATIVE_WORKLOAD_NAMES = {ref.ref for ref in NATIVE_OBJECTS[:2]}
 README_SECTION = "README: Taking over a cluster set up by hand"
 
 
@@ -71,8 +71,12 @@ class StackIntent:
     chart_setting: str
     pools: tuple[str, ...]
     advertisements: tuple[str, ...]
-    # The resource name each object the program declares is managed under.
+    # The URN of the resource each object the program declares is managed under.
     resource_names: Mapping[ObjectRef, str]
+    # Each pool's addresses as the stack file writes them.
+    pool_addresses: Mapping[str, tuple[str, ...]]
+    # The chart values the stack sets, as dotted paths (chart 0.14.3 defaults speaker.frr.enabled to true).
+    chart_values: Mapping[str, Any]
 
 
 def local_chart_version(path: str) -> str | None:
@@ -100,21 +104,38 @@ def local_chart_version(path: str) -> str | None:
 
 
 def stack_intent(config: StackConfig, project: str) -> StackIntent:
+    mark = f"{project}/{config.stack}"
     chart_name = resource_names.chart(resource_names.METALLB)
+    chart_types = [resource_names.METALLB_TYPE, resource_names.CHART_TYPE]
+    pool_types = [resource_names.ADDRESS_POOLS_TYPE]
+
+    def chart_child(ref: ObjectRef) -> str:
+        child_types = [*chart_types, resource_names.KIND_TYPES[ref.kind]]
+        return resource_names.urn(mark, child_types, resource_names.chart_child(chart_name, ref))
+
+    namespace = SHARED_OBJECTS[0].ref
     names = {
-        SHARED_OBJECTS[0].ref: resource_names.namespace(resource_names.METALLB),
-        **{known.ref: resource_names.chart_child(chart_name, known.ref) for known in SHARED_OBJECTS[1:]},
-        CHART_CONTROLLER: resource_names.chart_child(chart_name, CHART_CONTROLLER),
-        CHART_SPEAKER: resource_names.chart_child(chart_name, CHART_SPEAKER),
+        namespace: resource_names.urn(
+            mark,
+            [resource_names.METALLB_TYPE, resource_names.KIND_TYPES["Namespace"]],
+            resource_names.namespace(resource_names.METALLB),
+        ),
+        **{known.ref: chart_child(known.ref) for known in SHARED_OBJECTS[1:]},
+        CHART_CONTROLLER: chart_child(CHART_CONTROLLER),
+        CHART_SPEAKER: chart_child(CHART_SPEAKER),
         **{
-            ObjectRef("IPAddressPool", NAMESPACE, pool.name): resource_names.pool(
-                resource_names.ADDRESS_POOLS, pool.name
+            ObjectRef("IPAddressPool", NAMESPACE, pool.name): resource_names.urn(
+                mark,
+                [*pool_types, resource_names.KIND_TYPES["IPAddressPool"]],
+                resource_names.pool(resource_names.ADDRESS_POOLS, pool.name),
             )
             for pool in config.pools
         },
         **{
-            ObjectRef("L2Advertisement", NAMESPACE, ad.name): resource_names.advertisement(
-                resource_names.ADDRESS_POOLS, ad.name
+            ObjectRef("L2Advertisement", NAMESPACE, ad.name): resource_names.urn(
+                mark,
+                [*pool_types, resource_names.KIND_TYPES["L2Advertisement"]],
+                resource_names.advertisement(resource_names.ADDRESS_POOLS, ad.name),
             )
             for ad in config.advertisements
         },
@@ -128,11 +149,13 @@ def stack_intent(config: StackConfig, project: str) -> StackIntent:
     return StackIntent(
         stack=config.stack,
         stack_file=config.stack_file,
-        mark=f"{project}/{config.stack}",
+        mark=mark,
         adopt_existing=config.adopt_existing,
         chart_version=version,
         chart_setting=setting,
         pools=tuple(pool.name for pool in config.pools),
+        pool_addresses={pool.name: tuple(block.text for block in pool.addresses) for pool in config.pools},
+        chart_values={"speaker.frr.enabled": config.chart.frr_enabled},
         advertisements=tuple(ad.name for ad in config.advertisements),
         resource_names=names,
     )
@@ -146,6 +169,8 @@ class TakeoverPlan:
     remove: list[ObjectRef] = field(default_factory=list)
     # Entries of the shared webhook configuration that only the runbook's install has.
     remove_webhooks: list[str] = field(default_factory=list)
+    # What the runbook's workloads own, which goes with them (the memberlist Secret).
+    remove_dependents: list[ObjectRef] = field(default_factory=list)
     forget: list[ObjectRef] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -158,7 +183,8 @@ class TakeoverPlan:
 
     def removals(self) -> str:
         entries = [f"webhook {name} of {WEBHOOK_CONFIGURATION}" for name in self.remove_webhooks]
-        return ", ".join([*(str(ref) for ref in self.remove), *entries])
+        dependents = [f"{ref} (with its owner)" for ref in self.remove_dependents]
+        return ", ".join([*(str(ref) for ref in self.remove), *entries, *dependents])
 
     def lines(self) -> list[str]:
         """The report, one finding per line, as `pulumi preview` and `tools.survey` print it."""
@@ -188,13 +214,15 @@ def _release_of(workload: Workload, releases: Sequence[HelmRelease]) -> HelmRele
     return next((r for r in releases if (r.name, r.namespace) == (name, namespace)), None)
 
 
-def _origin(workload: Workload, intent: StackIntent, releases: Sequence[HelmRelease]) -> str:
+def _origin(
+    workload: Workload, intent: StackIntent, releases: Sequence[HelmRelease], native: set[ObjectRef]
+) -> str:
     found = workload.found
     if found.stack == intent.mark:
         return "this stack"
     if found.stack:
         return f"stack {found.stack}"
-    if found.ref in NATIVE_WORKLOAD_NAMES and found.labels.get("app") == "metallb":
+    if found.ref in native:
         return "the runbook's native manifest"
     release = _release_of(workload, releases)
     if release is not None:
@@ -206,6 +234,40 @@ def _origin(workload: Workload, intent: StackIntent, releases: Sequence[HelmRele
 
 def _is_metallb_release(release: HelmRelease, workloads: Sequence[Workload]) -> bool:
     return release.chart == "metallb" or any(_release_of(w, [release]) is release for w in workloads)
+
+
+# What chart 0.14.3 does with a value nobody set, for the values the stack sets, and the stack's key.
+CHART_DEFAULTS = {"speaker.frr.enabled": True}
+STACK_KEYS = {"speaker.frr.enabled": "metallb.frrEnabled"}
+
+
+def _values_refusal(release: HelmRelease, intent: StackIntent) -> str | None:
+    """A release given values other than the stack's keeps what they added after a takeover.
+
+    Server-side apply never removes fields another manager (here Helm) owns: FRR containers of a release
+    with FRR on, say, would stay in a DaemonSet the stack declares without them.
+    """
+    given = {**CHART_DEFAULTS, **release.values}
+    wanted = {**CHART_DEFAULTS, **intent.chart_values}
+    differing = sorted(path for path in given.keys() | wanted.keys() if given.get(path) != wanted.get(path))
+    if not differing:
+        return None
+    shown = ", ".join(
+        f"{path}={json.dumps(given.get(path))} (the stack: {json.dumps(wanted.get(path))})"
+        for path in differing
+    )
+    settings = " ".join(f"--set {path}={json.dumps(value)}" for path, value in intent.chart_values.items())
+    return (
+        f"Helm release {release.namespace}/{release.name} runs with values this stack does not set: {shown}. "
+        "A takeover would leave what they added (containers, objects) in place, owned by nobody. Bring the "
+        f"release to the stack's values first (`helm upgrade {release.name} metallb/metallb -n "
+        f"{release.namespace} --version {release.chart_version} --reset-values {settings}`)"
+        + (
+            f", or set {', '.join(STACK_KEYS[path] for path in differing)} in {intent.stack_file} to match"
+            if all(path in STACK_KEYS for path in differing)
+            else ""
+        )
+    )
 
 
 def _helm_refusals(release: HelmRelease) -> list[str]:
@@ -254,7 +316,8 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
     # Who runs what.
     origins: dict[str, list[Workload]] = {}
     for workload in survey.workloads:
-        origins.setdefault(_origin(workload, intent, releases), []).append(workload)
+        origin = _origin(workload, intent, releases, {found.ref for found in survey.native})
+        origins.setdefault(origin, []).append(workload)
     if not origins:
         plan.summary = "no MetalLB runs"
         if survey.shared or survey.pools:
@@ -279,10 +342,10 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
         expected = intent.resource_names.get(found.ref)
         if found.stack == ours and found.resource and expected and found.resource != expected:
             plan.refusals.append(
-                f"{found.ref} is managed by resource {found.resource!r}, and the program now declares it as "
-                f"{expected!r}: a rename without an alias. `up` would create the new resource (taking the "
-                "object over) and then delete the old one (deleting the object). Add an alias for the old "
-                "name, or undo the rename"
+                f"{found.ref} is managed by resource {found.resource}, and the program now declares it as "
+                f"{expected}: a rename (or a move to another parent) without an alias. `up` would create "
+                "the new resource (taking the object over) and then delete the old one (deleting the "
+                "object). Add an alias for the old URN, or undo the change"
             )
     for origin, workloads in origins.items():
         if origin == "an install this program does not know":
@@ -295,6 +358,8 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
                 )
     for release in releases:
         plan.refusals += _helm_refusals(release)
+        if not release.unreadable and (values := _values_refusal(release, intent)) is not None:
+            plan.refusals.append(values)
     if len(releases) > 1:
         plan.refusals.append(
             "more than one Helm release holds MetalLB ("
@@ -305,24 +370,50 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
     # What this stack would create although it exists, what the runbook left that must go, and Helm's records.
     declared_pools = {ObjectRef("IPAddressPool", NAMESPACE, name) for name in intent.pools}
     declared_ads = {ObjectRef("L2Advertisement", NAMESPACE, name) for name in intent.advertisements}
+    chart_workloads = [w for w in survey.workloads if w.found.ref in (CHART_CONTROLLER, CHART_SPEAKER)]
+    # The chart's other objects belong to the install being taken over, if there is one; beside this
+    # stack's own install they are left from an earlier one, and the chart at the stack's values does
+    # not declare them.
+    foreign_chart = bool(releases) or any(w.found.stack != ours for w in chart_workloads)
+    unmarked_chart_objects = [found for found in survey.chart_objects if found.stack != ours]
+    declared_config = [
+        found
+        for found in (*survey.pools, *survey.advertisements)
+        if found.ref in declared_pools | declared_ads
+    ]
     candidates = [
         *survey.shared,
-        *(w.found for w in survey.workloads if w.found.ref in (CHART_CONTROLLER, CHART_SPEAKER)),
-        *survey.chart_objects,
-        *(
-            found
-            for found in (*survey.pools, *survey.advertisements)
-            if found.ref in declared_pools | declared_ads
-        ),
+        *(w.found for w in chart_workloads),
+        *(unmarked_chart_objects if foreign_chart else []),
+        *declared_config,
     ]
     plan.take_over = sorted(found.ref for found in candidates if found.stack != ours)
+    if not foreign_chart:
+        for found in unmarked_chart_objects:
+            plan.warnings.append(
+                f"{found.ref} is labelled as the MetalLB chart's, but this stack does not declare it: left "
+                "from an earlier install, and left alone. Delete it with kubectl if nothing uses it"
+            )
+    for found in survey.pools:
+        wanted = intent.pool_addresses.get(found.ref.name)
+        if found.stack != ours and wanted is not None and found.detail != ", ".join(wanted):
+            plan.warnings.append(
+                f"{found.ref} has {found.detail} in the cluster, {intent.stack_file} says "
+                f"{', '.join(wanted)}: the takeover changes it to the stack file's"
+            )
     plan.remove = [found.ref for found in survey.native]
     plan.remove_webhooks = list(survey.native_webhook_entries)
+    plan.remove_dependents = [found.ref for found in survey.native_dependents]
     plan.forget = [ref for release in releases for ref in release.records]
     foreign_workloads = [w for w in survey.workloads if w.found.stack != ours]
 
     # A takeover keeps the running version.
     running = sorted({w.version for w in foreign_workloads if w.version})
+    if running and intent.chart_version and running != [intent.chart_version]:
+        plan.notes.append(
+            f"the cluster runs MetalLB {', '.join(running)}; "
+            f"{intent.stack_file} installs {intent.chart_setting}"
+        )
     if foreign_workloads and intent.adopt_existing:
         if intent.chart_version is None:
             plan.refusals.append(
@@ -365,12 +456,7 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
 
     # Never touched: what else lives in the namespace, and MetalLB configuration the stack does not declare.
     for ref in survey.others:
-        why = (
-            "made by the runbook's controller at run time, not by the manifest"
-            if ref == NATIVE_MEMBERLIST_SECRET
-            else "not MetalLB's"
-        )
-        plan.keep.append(f"{ref} ({why})")
+        plan.keep.append(f"{ref} (not MetalLB's)")
     if survey.native:
         plan.keep.append("every custom resource (pools, advertisements, ...) and the namespace itself")
     for found in survey.pools:
@@ -384,7 +470,11 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
         if found.ref.name not in intent.advertisements:
             plan.warnings.append(
                 f"{found.ref} ({found.detail}) is not declared in {intent.stack_file}: it keeps announcing. "
-                "Declare it under advertisements, or delete it with kubectl"
+                + (
+                    "Declare it under advertisements, or delete it with kubectl"
+                    if found.ref.kind == "L2Advertisement"
+                    else "This program declares L2 advertisements only; delete it with kubectl if unwanted"
+                )
             )
     if survey.native and any(w.found.stack == ours for w in survey.workloads):
         urn = (

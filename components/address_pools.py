@@ -56,7 +56,12 @@ class L2AddressPools(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: L2AddressPoolsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("macula:lan:L2AddressPools", name, None, opts)
+        super().__init__(resource_names.ADDRESS_POOLS_TYPE, name, None, opts)
+
+        def mark(kind: str, child: str) -> dict[str, str]:
+            types = [resource_names.ADDRESS_POOLS_TYPE, resource_names.KIND_TYPES[kind]]
+            return marks(args.stack_mark, resource_names.urn(args.stack_mark, types, child))
+
         self.pools = {
             pool.name: k8s.apiextensions.CustomResource(
                 resource_names.pool(name, pool.name),
@@ -65,7 +70,7 @@ class L2AddressPools(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=pool.name,
                     namespace=args.namespace,
-                    annotations=marks(args.stack_mark, resource_names.pool(name, pool.name)),
+                    annotations=mark("IPAddressPool", resource_names.pool(name, pool.name)),
                 ),
                 spec=pool_spec(pool),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.webhook_ready]),
@@ -80,8 +85,8 @@ class L2AddressPools(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=advertisement.name,
                     namespace=args.namespace,
-                    annotations=marks(
-                        args.stack_mark, resource_names.advertisement(name, advertisement.name)
+                    annotations=mark(
+                        "L2Advertisement", resource_names.advertisement(name, advertisement.name)
                     ),
                 ),
                 spec=advertisement_spec(advertisement),

@@ -82,11 +82,14 @@ def chart_children_transform(
         metadata = props.get("metadata")
         if isinstance(metadata, dict):
             annotations = metadata.get("annotations")
+            child_urn = resource_names.urn(
+                stack_mark, [resource_names.METALLB_TYPE, resource_names.CHART_TYPE, args.type_], args.name
+            )
             props["metadata"] = {
                 **metadata,
                 "annotations": {
                     **(annotations if isinstance(annotations, dict) else {}),
-                    **marks(stack_mark, args.name),
+                    **marks(stack_mark, child_urn),
                 },
             }
         opts = args.opts
@@ -144,14 +147,19 @@ class MetalLB(pulumi.ComponentResource):
     webhook_gate: command.local.Command
 
     def __init__(self, name: str, args: MetalLBArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("macula:lan:MetalLB", name, None, opts)
+        super().__init__(resource_names.METALLB_TYPE, name, None, opts)
         namespace_name = resource_names.namespace(name)
+        namespace_urn = resource_names.urn(
+            args.stack_mark,
+            [resource_names.METALLB_TYPE, resource_names.KIND_TYPES["Namespace"]],
+            namespace_name,
+        )
         namespace = k8s.core.v1.Namespace(
             namespace_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace,
                 labels=POD_SECURITY_LABELS,
-                annotations=marks(args.stack_mark, namespace_name),
+                annotations=marks(args.stack_mark, namespace_urn),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -320,12 +320,13 @@ for line in sys.stdin:
         stamp = float(fields[0])
     except ValueError:
         continue
+    if previous is not None:
+        # A gap still open at the last probe counts up to that probe.
+        longest = max(longest, stamp - previous)
     if fields[1] == "miss":
         missed += 1
-        continue
-    if previous is not None:
-        longest = max(longest, stamp - previous)
-    previous = stamp
+    else:
+        previous = stamp
 print(f"{longest:.1f} {missed}")
 '
 }

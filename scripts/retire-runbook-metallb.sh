@@ -4,26 +4,29 @@
 #
 # It runs beside the chart's install, during `pulumi up` of a stack with adoptExisting:
 #   1. waits for the chart's controller Deployment (metallb-controller) to exist;
-#   2. removes the runbook's controller Deployment, so that one controller alone assigns addresses and
-#      writes the webhook's CA bundle, and waits for the chart's controller to be available;
+#   2. parks the runbook's controller (replicas 0), so that one controller alone assigns addresses and
+#      writes the webhook's CA bundle, and waits for the chart's controller to be available. The
+#      Deployment stays for now: it owns the memberlist Secret the runbook's speakers mount;
 #   3. waits for the chart's speaker DaemonSet (metallb-speaker) to exist;
 #   4. parks the runbook's speakers, whose pods hold the host ports (7472, 7946) the chart's speakers
-#      need: a node selector no node matches makes the DaemonSet remove its pods, and can be taken back.
-#      It waits until the chart's speakers are ready on every node (that wait is the gap in which no
-#      speaker answers ARP), then removes the runbook's DaemonSet. If the chart's speakers do not get
-#      ready in time, it takes the node selector back, so the runbook's speakers return, and fails;
-#   5. removes the rest of what the manifest created: its ServiceAccounts, RBAC and Service, and its
-#      BGPPeer webhook entry, which the chart names differently, from the shared webhook configuration.
-# Only objects of the native manifest go: by name and by the labels the manifest gives them (app=metallb,
-# plus component=... on the workloads; the unlabelled Service webhook-service by its selector). Never the
-# namespace, the CRDs, custom resources, or anything else. Without a runbook install it removes nothing
-# and only waits for the chart, so running it again is harmless.
+#      need: a node selector no node matches makes their DaemonSet remove its pods. It waits until the
+#      chart's speakers are ready on every node; that wait is the gap in which no speaker answers ARP;
+#   5. removes the runbook's DaemonSet and Deployment (the memberlist Secret goes with it), its
+#      ServiceAccounts and RBAC, its BGPPeer webhook entry in the shared webhook configuration (the
+#      chart names it differently) once every other entry points at the chart's Service, and then its
+#      webhook Service.
+# If the chart's controller or speakers are not ready in time, it undoes the parking (the runbook's
+# speakers and controller come back) and fails, so `up` stops with the LAN answering as before.
+# Only objects of the native manifest are touched: by name and by the labels the manifest gives them
+# (app=metallb, plus component=... on the workloads; the unlabelled Service webhook-service by its
+# selector). Never the namespace, the CRDs, custom resources, or anything else. Without a runbook
+# install it removes nothing and only waits for the chart, so running it again is harmless.
 #
 # Usage: retire-runbook-metallb.sh --context CONTEXT [--kubeconfig FILE] [--namespace NAMESPACE]
 #            [--timeout SECONDS] [--interval SECONDS] [--request-timeout SECONDS]
-# stdout: "removed KIND/NAME" for each object removed, then one summary line. Exit 0 once the chart's
-# MetalLB runs and the runbook's is gone, 1 when a step failed or did not finish in time, 2 on bad
-# arguments.
+# Each wait may take --timeout seconds. stdout: "removed KIND/NAME" for each object removed, then one
+# summary line. Exit 0 once the chart's MetalLB runs and the runbook's is gone, 1 when a step failed or
+# did not finish in time, 2 on bad arguments.
 set -euo pipefail
 
 readonly self=retire-runbook-metallb
@@ -40,7 +43,7 @@ Usage: retire-runbook-metallb.sh --context CONTEXT [--kubeconfig FILE] [--namesp
            [--timeout SECONDS] [--interval SECONDS] [--request-timeout SECONDS]
 Hands MetalLB over from the runbook's native-manifest install to the chart's: removes the runbook's
 controller, speaker, ServiceAccounts, RBAC and Service as the chart's workloads come up.
-  --timeout          seconds for the whole handover (default 300, at most 3600)
+  --timeout          seconds each wait may take (default 300, at most 3600)
   --interval         seconds between two looks at the cluster (default 2, 1 to 60)
   --request-timeout  seconds one kubectl call may take (default 20, 1 to 300)
 stdout: "removed KIND/NAME" per object removed, then a summary. Exit 0 done, 1 failed, 2 bad arguments.
@@ -92,22 +95,35 @@ done
 timeout=$(bounded --timeout "$timeout" 1 3600)
 interval=$(bounded --interval "$interval" 1 60)
 request_timeout=$(bounded --request-timeout "$request_timeout" 1 300)
-command -v kubectl >/dev/null 2>&1 || die "kubectl is not on PATH"
 
 kubectl_args=(--context "$context" --request-timeout "${request_timeout}s")
 [[ -z $kubeconfig ]] || kubectl_args+=(--kubeconfig "$kubeconfig")
 k() { kubectl "${kubectl_args[@]}" "$@"; }
 
-deadline=$((SECONDS + timeout))
 removed=0
+undo_steps=()
 
-# Waits until `check` (a function) succeeds. A failed kubectl call is retried until the deadline, since
-# an API server that restarts mid-handover comes back; what kubectl said stays on stderr for people.
+# Undoes the parking done so far, newest first, before a failure is reported.
+undo() {
+  local step
+  for ((step = ${#undo_steps[@]} - 1; step >= 0; step--)); do
+    ${undo_steps[step]} || echo "$self: could not undo: ${undo_steps[step]}" >&2
+  done
+  undo_steps=()
+}
+
+fail_and_undo() {
+  undo
+  fail "$@"
+}
+
+# Waits up to --timeout for `check` (a function) to succeed. A failed kubectl call is retried until then,
+# since an API server that restarts mid-handover comes back; what kubectl said stays on stderr for people.
 wait_until() {
-  local what=$1 check=$2
+  local what=$1 check=$2 deadline=$((SECONDS + timeout))
   while ! "$check"; do
     if ((SECONDS + interval > deadline)); then
-      fail "gave up after ${timeout}s waiting for $what (context $context, namespace $namespace)"
+      fail_and_undo "gave up after ${timeout}s waiting for $what (context $context, namespace $namespace)"
     fi
     sleep "$interval"
   done
@@ -118,21 +134,30 @@ present() {
   k get "$1" "$2" -n "$namespace" --ignore-not-found -o name
 }
 
-# Removes RESOURCE NAME if it carries LABELS (a selector; none given: by name alone), then checks that
-# it is gone.
-retire() {
-  local resource=$1 name=$2 labels=${3:-} matched
+# Prints kind/name of RESOURCE NAME when it carries LABELS (a selector; none: by name alone).
+runbooks() {
+  local resource=$1 name=$2 labels=${3:-}
   local selectors=(--field-selector "metadata.name=$name")
   [[ -z $labels ]] || selectors+=(-l "$labels")
   # `get -o name` prints nothing when nothing matches ("kubectl delete" would print a sentence instead).
-  matched=$(k get "$resource" -n "$namespace" "${selectors[@]}" -o name) ||
+  k get "$resource" -n "$namespace" "${selectors[@]}" -o name
+}
+
+# Removes RESOURCE NAME if it is the runbook's (see runbooks), then checks that it is gone.
+retire() {
+  local resource=$1 name=$2 labels=${3:-} matched
+  matched=$(runbooks "$resource" "$name" "$labels") ||
     fail "could not look for $resource $name; nothing after it was touched"
   [[ -n $matched ]] || return 0
   k delete "$resource" "$name" -n "$namespace" --wait=false >/dev/null ||
     fail "could not remove $matched; nothing after it was touched"
   echo "removed $matched"
   removed=$((removed + 1))
-  gone() { [[ -z $(present "$resource" "$name") ]]; }
+  gone() {
+    local left
+    left=$(present "$resource" "$name") || return 1
+    [[ -z $left ]]
+  }
   wait_until "$resource $name to be deleted" gone
 }
 
@@ -160,46 +185,59 @@ chart_speakers_ready() {
     '{.metadata.generation}|{.status.observedGeneration}|{.status.desiredNumberScheduled}|{.status.numberReady}|{.status.updatedNumberScheduled}'
 }
 
-# The runbook's speakers are parked under a node selector no node carries.
+# The runbook's controller is parked at 0 replicas, its speakers under a node selector no node carries.
 readonly park_label=lan.macula.io/runbook-speaker-retired
-parked='"true"'
-park() {
+scale_controller() {
+  k patch deployments.apps controller -n "$namespace" --type merge -p "{\"spec\":{\"replicas\":$1}}" >/dev/null
+}
+select_speakers() {
   k patch daemonsets.apps speaker -n "$namespace" --type merge \
-    -p "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"$park_label\":$1}}}}}" >/dev/null ||
-    fail "could not set the node selector $park_label=$1 on the runbook's speaker DaemonSet"
+    -p "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"$park_label\":$1}}}}}" >/dev/null
 }
 
-# Like wait_until, but returns 1 at the deadline instead of failing, so the caller can undo first.
-wait_for_speakers() {
-  while ! chart_speakers_ready; do
-    ((SECONDS + interval <= deadline)) || return 1
-    sleep "$interval"
-  done
+readonly webhooks=validatingwebhookconfigurations.admissionregistration.k8s.io
+readonly stale_webhook=bgppeersvalidationwebhook.metallb.io
+# True once no entry but the manifest's BGPPeer one points at the runbook's Service: the chart's own
+# configuration has been applied over the shared object.
+webhooks_moved() {
+  local entries
+  entries=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
+    -o 'jsonpath={range .webhooks[*]}{.name}={.clientConfig.service.name}{"\n"}{end}') || return 1
+  ! grep -v "^$stale_webhook=" <<<"$entries" | grep -q '=webhook-service$'
 }
 
+# 1-2. The controller.
 wait_until "the chart's Deployment metallb-controller to be created" chart_controller_exists
-retire deployments.apps controller app=metallb,component=controller
-wait_until "the runbook's controller pods to stop" runbook_controller_pods_gone
+runbook_controller=$(runbooks deployments.apps controller app=metallb,component=controller) ||
+  fail "could not look for the runbook's controller"
+if [[ -n $runbook_controller ]]; then
+  replicas=$(k get deployments.apps controller -n "$namespace" -o 'jsonpath={.spec.replicas}') ||
+    fail "could not read the runbook's controller"
+  scale_controller 0 || fail "could not scale the runbook's controller to 0"
+  undo_steps+=("scale_controller ${replicas:-1}")
+  wait_until "the runbook's controller pods to stop" runbook_controller_pods_gone
+fi
 wait_until "the chart's controller to be available" chart_controller_available
 
+# 3-4. The speakers.
 wait_until "the chart's DaemonSet metallb-speaker to be created" chart_speaker_exists
-runbook_speaker=$(k get daemonsets.apps -n "$namespace" -l app=metallb,component=speaker \
-  --field-selector metadata.name=speaker -o name) || fail "could not look for the runbook's speaker DaemonSet"
-speakers_retired=0
+runbook_speaker=$(runbooks daemonsets.apps speaker app=metallb,component=speaker) ||
+  fail_and_undo "could not look for the runbook's speaker DaemonSet"
+speakers_gap=""
 if [[ -n $runbook_speaker ]]; then
-  handover_started=$SECONDS
-  park "$parked"
-  if ! wait_for_speakers; then
-    park null
-    fail "the chart's speakers were not ready within ${timeout}s of parking the runbook's; the runbook's speakers are back (node selector $park_label taken off). Look at: kubectl --context $context -n $namespace describe daemonset metallb-speaker"
-  fi
-  speakers_gap=$((SECONDS - handover_started))
-  retire daemonsets.apps speaker app=metallb,component=speaker
-  speakers_retired=1
+  parked_at=$SECONDS
+  select_speakers '"true"' || fail_and_undo "could not park the runbook's speakers"
+  undo_steps+=("select_speakers null")
+  wait_until "the chart's speakers to be ready on every node (the runbook's are back)" chart_speakers_ready
+  speakers_gap=$((SECONDS - parked_at))
 else
   wait_until "the chart's speakers to be ready on every node" chart_speakers_ready
 fi
+undo_steps=()
 
+# 5. The rest of the runbook's install.
+retire daemonsets.apps speaker app=metallb,component=speaker
+retire deployments.apps controller app=metallb,component=controller
 for leftover in \
   "serviceaccounts controller" "serviceaccounts speaker" \
   "roles.rbac.authorization.k8s.io controller" "roles.rbac.authorization.k8s.io pod-lister" \
@@ -212,20 +250,10 @@ for leftover in \
   retire "$resource" "$name" app=metallb
 done
 
-# The manifest leaves its webhook Service unlabelled: it is the runbook's when it selects the runbook's
-# controller and nothing else.
-selector=$(k get services webhook-service -n "$namespace" --ignore-not-found -o 'jsonpath={.spec.selector}') ||
-  fail "could not read Service webhook-service"
-if [[ $selector == '{"component":"controller"}' ]]; then
-  retire services webhook-service
-fi
-
 # The manifest calls its BGPPeer webhook bgppeersvalidationwebhook, the chart bgppeervalidationwebhook.
 # Taking over the shared webhook configuration leaves the manifest's entry behind, pointing at the
-# Service removed above, and with failurePolicy Fail it would refuse every BGPPeer. It goes too, if it
-# still points at the runbook's Service.
-readonly webhooks=validatingwebhookconfigurations.admissionregistration.k8s.io
-readonly stale_webhook=bgppeersvalidationwebhook.metallb.io
+# runbook's Service, and with failurePolicy Fail it would refuse every BGPPeer once that Service goes.
+wait_until "the webhook configuration to point at the chart's Service" webhooks_moved
 target=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
   -o "jsonpath={.webhooks[?(@.name==\"$stale_webhook\")].clientConfig.service.name}") ||
   fail "could not read ValidatingWebhookConfiguration metallb-webhook-configuration"
@@ -237,10 +265,18 @@ if [[ $target == webhook-service ]]; then
   removed=$((removed + 1))
 fi
 
+# The manifest leaves its webhook Service unlabelled: it is the runbook's when it selects the runbook's
+# controller and nothing else.
+selector=$(k get services webhook-service -n "$namespace" --ignore-not-found -o 'jsonpath={.spec.selector}') ||
+  fail "could not read Service webhook-service"
+if [[ $selector == '{"component":"controller"}' ]]; then
+  retire services webhook-service
+fi
+
 if ((removed == 0)); then
   echo "no runbook MetalLB in $namespace (context $context): nothing removed; the chart's MetalLB runs"
-elif ((speakers_retired)); then
-  echo "handed over: removed $removed objects of the runbook's MetalLB; the chart's speakers were ready ${speakers_gap}s after the runbook's were removed"
+elif [[ -n $speakers_gap ]]; then
+  echo "handed over: removed $removed objects of the runbook's MetalLB; the chart's speakers were ready ${speakers_gap}s after the runbook's were parked"
 else
   echo "handed over: removed $removed objects of the runbook's MetalLB; the chart's MetalLB runs"
 fi

@@ -12,6 +12,8 @@ cluster. Faults:
 - an unreachable cluster: `unreachable_kubeconfig` names a loopback port nobody listens on.
 - not found: anything not seeded.
 
+Deleting an object also deletes its dependents (ownerReferences), as the garbage collector would.
+
 `requests` records every (method, path) for the tests to assert on; `on_change` lets a test play a
 controller (say, make the chart's speakers ready once the runbook's are gone): each hook gets the API,
 the method (DELETE or PATCH) and the object as it was before.
@@ -376,6 +378,7 @@ class FakeKubeApi:
                 return 200, obj
             if method == "DELETE":
                 del self.objects[key]
+                self._collect_garbage(obj["metadata"]["uid"], body)
                 for hook in self.on_change:
                     hook(self, method, obj)
                 return 200, obj
@@ -390,6 +393,17 @@ class FakeKubeApi:
                     hook(self, method, obj)
                 return 200, self.objects[key]
             return 405, status(405, "MethodNotAllowed", f"{method} is not served by the fake API")
+
+    def _collect_garbage(self, owner_uid: str, delete_options: bytes) -> None:
+        """What the garbage collector does after a delete: dependents go too, unless orphaned."""
+        options = json.loads(delete_options or b"{}")
+        if options.get("propagationPolicy") == "Orphan":
+            return
+        for key, obj in list(self.objects.items()):
+            owners = obj["metadata"].get("ownerReferences") or []
+            if any(owner.get("uid") == owner_uid for owner in owners):
+                del self.objects[key]
+                self._collect_garbage(obj["metadata"]["uid"], b"")
 
     def _list(
         self, resource_type: ResourceType, key_type: str, namespace: str | None, query: dict[str, list[str]]

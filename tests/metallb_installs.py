@@ -27,6 +27,9 @@ from tests.upstream import UPSTREAM_DIR
 
 NAMESPACE = "metallb-system"
 RUNBOOK_POOL_RANGE = "192.168.129.50-192.168.129.60"
+RUNBOOK_CONTROLLER_UID = "0b6c56f4-6f5e-4c5e-9d2a-1f1e00c0ffee"
+# What a stack declares by default, as `helm install --set speaker.frr.enabled=false` gives it.
+STACK_VALUES = {"speaker": {"frr": {"enabled": False}}}
 
 
 def _upstream_documents(path: str) -> list[dict[str, Any]]:
@@ -96,16 +99,30 @@ def runbook_install() -> list[dict[str, Any]]:
     for obj in objects:
         if obj["kind"] in ("Deployment", "DaemonSet"):
             obj["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = "1"
+        if (obj["kind"], obj["metadata"]["name"]) == ("Deployment", "controller"):
+            obj["metadata"]["uid"] = RUNBOOK_CONTROLLER_UID
     return [
         *objects,
         pool("lan-pool", RUNBOOK_POOL_RANGE),
         advertisement("lan-advertisement", "lan-pool"),
-        # Made by the runbook's controller at run time, not by the manifest.
+        # Made by the runbook's controller at run time, not by the manifest, and owned by its Deployment
+        # (MetalLB 0.14.3's CreateMlSecret).
         {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
-            "metadata": {"name": "memberlist", "namespace": NAMESPACE},
+            "metadata": {
+                "name": "memberlist",
+                "namespace": NAMESPACE,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": "controller",
+                        "uid": RUNBOOK_CONTROLLER_UID,
+                    }
+                ],
+            },
             "data": {"secretkey": base64.b64encode(b"not a real key").decode()},
         },
     ]
@@ -172,15 +189,23 @@ def helm_record(
     }
 
 
+def pulumi_type(obj: Mapping[str, Any]) -> str:
+    """The Pulumi type pulumi-kubernetes gives an object: kubernetes:<group or core>/<version>:<kind>."""
+    group, _, version = str(obj["apiVersion"]).rpartition("/")
+    return f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
+
+
 def chart_install(
     *,
     release: str = "metallb",
     version: str = "0.14.3",
     helm: bool = True,
     stack: str | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The chart's objects, running, with Helm's annotations (helm=True) and/or the marks a stack
-    (`project/stack`) puts on what it installs (resource_names' names, as the program gives them)."""
+    (`project/stack`) puts on what it installs (resource_names' URNs, as the program gives them). `values`
+    are what the release was given (`helm install` with none: the chart's defaults, FRR on)."""
     labels = {
         "helm.sh/chart": f"metallb-{version}",
         "app.kubernetes.io/name": "metallb",
@@ -231,19 +256,21 @@ def chart_install(
         for obj in objects:
             metadata = obj["metadata"]
             ref = ObjectRef(obj["kind"], metadata.get("namespace"), metadata["name"])
-            resource = (
-                resource_names.namespace(resource_names.METALLB)
-                if obj["kind"] == "Namespace"
-                else resource_names.chart_child(chart, ref)
-            )
+            if obj["kind"] == "Namespace":
+                types = [resource_names.METALLB_TYPE, resource_names.KIND_TYPES["Namespace"]]
+                name = resource_names.namespace(resource_names.METALLB)
+            else:
+                types = [resource_names.METALLB_TYPE, resource_names.CHART_TYPE, pulumi_type(obj)]
+                name = resource_names.chart_child(chart, ref)
+            resource = resource_names.urn(stack, types, name)
             metadata["annotations"] = {
                 **metadata.get("annotations", {}),
                 **resource_names.marks(stack, resource),
             }
     if helm:
         objects += [
-            helm_record(release, 1, "superseded", chart_version=version),
-            helm_record(release, 2, "deployed", chart_version=version),
+            helm_record(release, 1, "superseded", chart_version=version, values=values),
+            helm_record(release, 2, "deployed", chart_version=version, values=values),
         ]
     return objects
 

@@ -56,8 +56,10 @@ def test_the_runbook_install_is_recognised_object_by_object():
     assert [(a.ref.name, a.detail) for a in found.advertisements] == [
         ("lan-advertisement", "pools: lan-pool")
     ]
-    # Not the manifest's: the foreign ConfigMap (despite its app=metallb label) and the controller's secret.
-    assert found.others == (FOREIGN, NATIVE_MEMBERLIST_SECRET)
+    # Not the manifest's: the foreign ConfigMap, despite its app=metallb label.
+    assert found.others == (FOREIGN,)
+    # The controller's memberlist Secret is its Deployment's: it goes with it.
+    assert [found.ref for found in found.native_dependents] == [NATIVE_MEMBERLIST_SECRET]
 
 
 def test_the_native_manifest_objects_are_exactly_those_of_the_upstream_manifest():

@@ -53,13 +53,17 @@ def test_kind_dev_opts_in_and_beam_clusters_do_not():
         assert f"{PROJECT}:adoptExisting" not in stack_file_config(stack)
 
 
-def test_the_takeover_turns_creates_of_existing_objects_into_updates(takeover):
-    assert takeover.one(PROVIDER).inputs["upsertExistingObjects"] == "true"
+def test_the_takeover_turns_creates_of_existing_objects_into_forced_applies(takeover):
+    provider = takeover.one(PROVIDER)
+    assert provider.inputs["upsertExistingObjects"] == "true"
+    # The runbook's kubectl owns fields the chart sets otherwise (the webhook's Service name, say).
+    assert provider.inputs["enablePatchForce"] == "true"
 
 
 def test_a_fresh_stack_keeps_creates_strict():
     run = run_program("beam00")
     assert run.one(PROVIDER).inputs["upsertExistingObjects"] == "false"
+    assert run.one(PROVIDER).inputs["enablePatchForce"] == "false"
     assert run.of_type(COMMAND) == [run.one(COMMAND, "metallb-webhook-gate")]
 
 
@@ -96,14 +100,15 @@ def test_the_handover_targets_the_stacks_cluster(takeover):
 
 def test_everything_the_program_declares_carries_the_stacks_marks(takeover):
     namespace = takeover.one(NAMESPACE)
+    # The mark is the resource's own URN, so the rename guard sees a new name, parent or type.
     assert namespace.inputs["metadata"]["annotations"] == {
         MARK_STACK: f"{PROJECT}/kind-dev",
-        MARK_RESOURCE: "metallb-namespace",
+        MARK_RESOURCE: namespace.urn,
     }
     [pool] = takeover.of_type(POOL)
     assert pool.inputs["metadata"]["annotations"] == {
         MARK_STACK: f"{PROJECT}/kind-dev",
-        MARK_RESOURCE: "address-pools-lan-pool",
+        MARK_RESOURCE: pool.urn,
     }
     assert len(takeover.one(CHART).transforms) == 1
 
@@ -145,7 +150,8 @@ def test_a_helm_release_on_a_beam_cluster_is_refused_before_any_resource():
 
 
 def test_a_helm_release_is_taken_over_on_opt_in():
-    run = run_program("beam00", with_config("beam00", adoptExisting=True), cluster=installs.chart_install())
+    cluster = installs.chart_install(values=installs.STACK_VALUES)
+    run = run_program("beam00", with_config("beam00", adoptExisting=True), cluster=cluster)
     assert run.one(PROVIDER).inputs["upsertExistingObjects"] == "true"
     assert run.one(COMMAND, "metallb-forget-helm-release")
 

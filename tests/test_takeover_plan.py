@@ -57,7 +57,9 @@ def runbook() -> ClusterSurvey:
 
 @pytest.fixture(scope="module")
 def helm() -> ClusterSurvey:
-    return survey(*installs.chart_install(), installs.pool("lan-pool", installs.RUNBOOK_POOL_RANGE))
+    """`helm install metallb metallb/metallb --set speaker.frr.enabled=false`, the stack's values."""
+    objects = installs.chart_install(values=installs.STACK_VALUES)
+    return survey(*objects, installs.pool("lan-pool", installs.RUNBOOK_POOL_RANGE))
 
 
 def plan(stack_config: StackConfig, found: ClusterSurvey):
@@ -118,10 +120,9 @@ def test_the_runbook_install_is_taken_over_with_the_opt_in(runbook):
     )  # fmt: skip
     assert result.forget == []
     assert "ConfigMap metallb-system/team-notes (not MetalLB's)" in result.keep
-    assert any(
-        line.startswith("Secret metallb-system/memberlist (made by the runbook's controller")
-        for line in result.keep
-    )
+    # Owned by the runbook's controller Deployment, it goes with it.
+    assert result.remove_dependents == [ObjectRef("Secret", NS, "memberlist")]
+    assert "Secret metallb-system/memberlist (with its owner)" in result.removals()
     assert "every custom resource (pools, advertisements, ...) and the namespace itself" in result.keep
 
 
@@ -273,10 +274,75 @@ def test_the_rename_guard_refuses_an_object_managed_under_another_name():
     found = survey(*own_install("lb-namespace"))
     message = refusal(config(adoptExisting=True), found)
     assert (
-        "Namespace metallb-system is managed by resource 'lb-namespace', and the program now declares it as "
-        "'metallb-namespace': a rename without an alias" in message
+        "Namespace metallb-system is managed by resource lb-namespace, and the program now declares it as "
+        "urn:pulumi:kind-dev::macula-lan::macula:lan:MetalLB$kubernetes:core/v1:Namespace::"
+        "metallb-namespace: a rename (or a move to another parent) without an alias" in message
     )
     assert "then delete the old one (deleting the object)" in message
+
+
+def test_the_rename_guard_refuses_a_move_to_another_parent():
+    moved = "urn:pulumi:kind-dev::macula-lan::kubernetes:core/v1:Namespace::metallb-namespace"
+    message = refusal(config(adoptExisting=True), survey(*own_install(moved)))
+    assert f"is managed by resource {moved}, and the program now declares it as" in message
+
+
+def test_a_helm_install_with_the_charts_defaults_is_refused_for_what_it_would_leave():
+    objects = installs.chart_install()  # helm install metallb metallb/metallb: FRR on
+    message = refusal(config("beam00", kubeContext="beam00", adoptExisting=True), survey(*objects))
+    assert (
+        "Helm release metallb-system/metallb runs with values this stack does not set: "
+        "speaker.frr.enabled=true (the stack: false)" in message
+    )
+    assert (
+        "--reset-values --set speaker.frr.enabled=false`), or set metallb.frrEnabled in Pulumi.beam00.yaml"
+        in message
+    )
+    assert not plan(config("beam00", kubeContext="beam00", adoptExisting=True, metallb={"frrEnabled": True}),
+                    survey(*objects)).refused  # fmt: skip
+
+
+def test_a_helm_release_given_other_values_is_refused():
+    values = {**installs.STACK_VALUES, "controller": {"tolerations": [{"operator": "Exists"}]}}
+    message = refusal(config(adoptExisting=True), survey(*installs.chart_install(values=values)))
+    assert 'controller.tolerations=[{"operator": "Exists"}] (the stack: null)' in message
+
+
+def test_a_running_version_other_than_the_stacks_is_reported_without_the_opt_in():
+    result = plan(config("beam00", kubeContext="beam00"), survey(*installs.chart_install(version="0.13.12")))
+    assert result.notes == [
+        'the cluster runs MetalLB 0.13.12; Pulumi.beam00.yaml installs metallb.chartVersion "0.14.3"'
+    ]
+
+
+def test_a_pool_the_takeover_changes_is_reported(runbook):
+    result = plan(
+        config(
+            adoptExisting=True, pools=[{"name": "lan-pool", "addresses": ["192.168.129.50-192.168.129.55"]}]
+        ),
+        runbook,
+    )
+    assert (
+        "IPAddressPool metallb-system/lan-pool has 192.168.129.50-192.168.129.60 in the cluster, "
+        "Pulumi.kind-dev.yaml says 192.168.129.50-192.168.129.55: the takeover changes it to the stack file's"
+    ) in result.warnings
+
+
+def test_chart_objects_left_beside_the_stacks_own_install_are_reported_not_taken():
+    leftover = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "metallb-frr-startup",
+            "namespace": NS,
+            "labels": {"app.kubernetes.io/name": "metallb"},
+        },
+    }
+    result = plan(config(), survey(*own_install(), leftover))
+    assert not result.refused, result.refusals
+    assert result.take_over == []
+    assert any(w.startswith("ConfigMap metallb-system/metallb-frr-startup is labelled as the MetalLB chart's")
+               for w in result.warnings)  # fmt: skip
 
 
 def test_the_runbook_beside_the_stacks_own_install_is_finished_or_replaced(runbook):

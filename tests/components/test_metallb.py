@@ -71,7 +71,7 @@ def test_transform_ignores_nothing_on_other_objects(type_: str):
     assert transform(type_, "metallb-chart:x").opts.ignore_changes == ["metadata.labels"]
 
 
-def test_transform_marks_every_child_with_the_stack_and_its_resource_name():
+def test_transform_marks_every_child_with_the_stack_and_its_resources_urn():
     result = transform(
         "kubernetes:apps/v1:Deployment",
         "metallb-chart:metallb-system/metallb-controller",
@@ -83,7 +83,9 @@ def test_transform_marks_every_child_with_the_stack_and_its_resource_name():
             "annotations": {
                 "kept": "yes",
                 MARK_STACK: "macula-lan/kind-dev",
-                MARK_RESOURCE: "metallb-chart:metallb-system/metallb-controller",
+                MARK_RESOURCE: "urn:pulumi:kind-dev::macula-lan::macula:lan:MetalLB"
+                "$kubernetes:helm.sh/v4:Chart$kubernetes:apps/v1:Deployment"
+                "::metallb-chart:metallb-system/metallb-controller",
             },
         },
         "spec": {},

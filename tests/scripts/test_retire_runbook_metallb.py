@@ -72,7 +72,21 @@ def play_the_daemonset_controller(api: FakeKubeApi, method: str, before: dict[st
         )
 
 
-def cluster(*, speakers_start: bool = True) -> FakeKubeApi:
+def apply_the_charts_webhooks(api: FakeKubeApi) -> None:
+    """What Pulumi's apply of the chart's webhook configuration leaves: the five entries of the same name
+    point at the chart's Service, the chart's BGPPeer entry is added, the manifest's own stays as it was."""
+    entries = webhook_entries(api)
+    for entry in entries:
+        if entry["name"] != "bgppeersvalidationwebhook.metallb.io":
+            entry["clientConfig"]["service"]["name"] = "metallb-webhook-service"
+    chart_entry = {**entries[0], "name": "bgppeervalidationwebhook.metallb.io"}
+    chart_entry["clientConfig"] = {"service": {"name": "metallb-webhook-service", "namespace": NS}}
+    api.update(
+        WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": [*entries, chart_entry]}
+    )
+
+
+def cluster(*, speakers_start: bool = True, chart_controller_ready: bool = True) -> FakeKubeApi:
     api = FakeKubeApi(
         [
             *installs.runbook_install(),
@@ -82,6 +96,9 @@ def cluster(*, speakers_start: bool = True) -> FakeKubeApi:
             *installs.bootstrap_service(),
         ]
     )
+    apply_the_charts_webhooks(api)
+    if not chart_controller_ready:
+        api.update("apps/v1", "Deployment", "metallb-controller", NS, {"status": {"availableReplicas": 0}})
     if speakers_start:
         api.on_change.append(play_the_daemonset_controller)
     return api
@@ -122,12 +139,13 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
         result = handover()
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:2] == ["removed deployment.apps/controller", "removed daemonset.apps/speaker"]
+    assert lines[:2] == ["removed daemonset.apps/speaker", "removed deployment.apps/controller"]
     assert len(lines) == len(NATIVE_OBJECTS) + 2
-    assert lines[-2] == (
+    assert lines[-3:-1] == [
         "removed webhook bgppeersvalidationwebhook.metallb.io from "
-        "validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration"
-    )
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration",
+        "removed service/webhook-service",
+    ]
     assert lines[-1].startswith(
         f"handed over: removed {len(NATIVE_OBJECTS) + 1} objects of the runbook's MetalLB"
     )
@@ -136,9 +154,10 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
         assert not exists(api, known.ref), known.ref
     for known in SHARED_OBJECTS:
         assert exists(api, known.ref), known.ref
+    # Owned by the runbook's controller Deployment, its memberlist Secret went with it.
+    assert not exists(api, NATIVE_MEMBERLIST_SECRET)
     kept = [
         ObjectRef("ConfigMap", NS, "team-notes"),
-        NATIVE_MEMBERLIST_SECRET,
         ObjectRef("IPAddressPool", NS, "lan-pool"),
         ObjectRef("L2Advertisement", NS, "lan-advertisement"),
         ObjectRef("Deployment", NS, "metallb-controller"),
@@ -152,37 +171,45 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
     assert sorted(entry["name"] for entry in webhook_entries(api)) == [
         "bfdprofilevalidationwebhook.metallb.io",
         "bgpadvertisementvalidationwebhook.metallb.io",
+        "bgppeervalidationwebhook.metallb.io",
         "communityvalidationwebhook.metallb.io",
         "ipaddresspoolvalidationwebhook.metallb.io",
         "l2advertisementvalidationwebhook.metallb.io",
     ]
 
 
-def test_a_webhook_entry_that_no_longer_points_at_the_runbooks_service_stays():
+def test_the_runbooks_webhook_service_stays_until_the_configuration_points_elsewhere():
     api = cluster()
     entries = webhook_entries(api)
-    for entry in entries:
-        entry["clientConfig"]["service"]["name"] = "metallb-webhook-service"
+    pools_entry = next(e for e in entries if e["name"] == "ipaddresspoolvalidationwebhook.metallb.io")
+    pools_entry["clientConfig"]["service"]["name"] = "webhook-service"  # the chart's apply has not happened
     api.update(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": entries})
     with fake_cluster(api=api):
-        result = handover()
-    assert result.returncode == 0, result.stderr
-    assert "removed webhook" not in result.stdout
-    assert len(webhook_entries(api)) == 6
+        result = handover("--timeout", "3")
+    assert result.returncode == 1
+    assert (
+        "gave up after 3s waiting for the webhook configuration to point at the chart's Service"
+        in result.stderr
+    )
+    assert exists(api, ObjectRef("Service", NS, "webhook-service"))
+    assert len(webhook_entries(api)) == 7
 
 
-def test_the_order_keeps_one_controller_and_parks_the_speakers_last():
+def test_the_order_parks_the_controller_then_the_speakers_and_removes_only_then():
     api = cluster()
     with fake_cluster(api=api):
         assert handover().returncode == 0
     changes = [(m, p) for m, p in api.requests if m in ("DELETE", "PATCH")]
-    assert changes[0] == ("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/controller")
-    assert changes[1] == ("PATCH", f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker")
-    assert changes[2] == ("DELETE", f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker")
+    assert changes[:4] == [
+        ("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/controller"),
+        ("PATCH", f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker"),
+        ("DELETE", f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker"),
+        ("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/controller"),
+    ]
     # The chart's controller was asked about before the runbook's speakers were touched.
-    first_patch = api.requests.index(changes[1])
+    first_speaker_patch = api.requests.index(changes[1])
     assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/metallb-controller") in api.requests[
-        :first_patch
+        :first_speaker_patch
     ]
 
 
@@ -205,15 +232,25 @@ def test_speakers_that_never_get_ready_bring_the_runbooks_back_and_fail():
     with fake_cluster(api=api):
         result = handover("--timeout", "4")
     assert result.returncode == 1
-    assert "the chart's speakers were not ready within 4s of parking the runbook's" in result.stderr
-    assert "the runbook's speakers are back" in result.stderr
+    assert "gave up after 4s waiting for the chart's speakers to be ready on every node" in result.stderr
     speaker = api.get("apps/v1", "DaemonSet", "speaker", NS)
-    assert PARK_LABEL not in speaker["spec"]["template"]["spec"].get("nodeSelector", {})
     assert speaker["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    # Nothing after the speakers was touched.
-    assert exists(api, ObjectRef("ServiceAccount", NS, "speaker"))
-    assert deleted_paths(api) == [f"/apis/apps/v1/namespaces/{NS}/deployments/controller"]
-    assert len(webhook_entries(api)) == 6
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
+    # Nothing was removed: the runbook's install, its memberlist Secret included, runs as before.
+    assert deleted_paths(api) == []
+    assert exists(api, NATIVE_MEMBERLIST_SECRET)
+    assert len(webhook_entries(api)) == 7
+
+
+def test_a_chart_controller_that_never_gets_available_brings_the_runbooks_back_and_fails():
+    api = cluster(chart_controller_ready=False)
+    with fake_cluster(api=api):
+        result = handover("--timeout", "3")
+    assert result.returncode == 1
+    assert "gave up after 3s waiting for the chart's controller to be available" in result.stderr
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
+    assert not [path for method, path in api.requests if method == "PATCH" and path.endswith("/speaker")]
+    assert deleted_paths(api) == []
 
 
 def test_a_denied_removal_stops_the_run_before_anything_after_it():
@@ -225,8 +262,8 @@ def test_a_denied_removal_stops_the_run_before_anything_after_it():
     assert "could not remove serviceaccount/controller; nothing after it was touched" in result.stderr
     assert exists(api, ObjectRef("ClusterRole", None, "metallb-system:controller"))
     assert result.stdout.splitlines() == [
-        "removed deployment.apps/controller",
         "removed daemonset.apps/speaker",
+        "removed deployment.apps/controller",
     ]
 
 
