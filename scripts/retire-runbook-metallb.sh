@@ -5,17 +5,17 @@
 # It runs beside the chart's install, during `pulumi up` of a stack with adoptExisting:
 #   1. waits for the chart's controller Deployment (metallb-controller) to exist;
 #   2. parks the runbook's controller (replicas 0), so that one controller alone assigns addresses and
-#      writes the webhook's CA bundle, and waits for the chart's controller to be available. The
-#      Deployment stays for now: it owns the memberlist Secret the runbook's speakers mount;
+#      writes the webhook's CA bundle, and waits for the chart's controller to be available and for the
+#      webhook configuration to point at the chart's Service. The Deployment stays for now: it owns the
+#      memberlist Secret the runbook's speakers mount;
 #   3. waits for the chart's speaker DaemonSet (metallb-speaker) to exist;
 #   4. parks the runbook's speakers, whose pods hold the host ports (7472, 7946) the chart's speakers
 #      need: a node selector no node matches makes their DaemonSet remove its pods. It waits until the
 #      chart's speakers are ready on every node; that wait is the gap in which no speaker answers ARP;
 #   5. removes the runbook's DaemonSet and Deployment (the memberlist Secret goes with it), its
 #      ServiceAccounts and RBAC, its BGPPeer webhook entry in the shared webhook configuration (the
-#      chart names it differently) once every other entry points at the chart's Service, and then its
-#      webhook Service.
-# If the chart's controller or speakers are not ready in time, it undoes the parking (the runbook's
+#      chart names it differently), and then its webhook Service.
+# If the chart's controller, webhooks or speakers are not ready in time, it undoes the parking (the runbook's
 # speakers and controller come back) and fails, so `up` stops with the LAN answering as before.
 # Only objects of the native manifest are touched: by name and by the labels the manifest gives them
 # (app=metallb, plus component=... on the workloads; the unlabelled Service webhook-service by its
@@ -214,10 +214,14 @@ if [[ -n $runbook_controller ]]; then
   replicas=$(k get deployments.apps controller -n "$namespace" -o 'jsonpath={.spec.replicas}') ||
     fail "could not read the runbook's controller"
   scale_controller 0 || fail "could not scale the runbook's controller to 0"
-  undo_steps+=("scale_controller ${replicas:-1}")
+  # 0 found means an earlier run parked it and was stopped: the manifest runs one.
+  ((${replicas:-0} > 0)) || replicas=1
+  undo_steps+=("scale_controller $replicas")
   wait_until "the runbook's controller pods to stop" runbook_controller_pods_gone
 fi
 wait_until "the chart's controller to be available" chart_controller_available
+# Pulumi applies the chart's webhook configuration over the shared one beside the chart's workloads.
+wait_until "the webhook configuration to point at the chart's Service" webhooks_moved
 
 # 3-4. The speakers.
 wait_until "the chart's DaemonSet metallb-speaker to be created" chart_speaker_exists
@@ -253,7 +257,6 @@ done
 # The manifest calls its BGPPeer webhook bgppeersvalidationwebhook, the chart bgppeervalidationwebhook.
 # Taking over the shared webhook configuration leaves the manifest's entry behind, pointing at the
 # runbook's Service, and with failurePolicy Fail it would refuse every BGPPeer once that Service goes.
-wait_until "the webhook configuration to point at the chart's Service" webhooks_moved
 target=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
   -o "jsonpath={.webhooks[?(@.name==\"$stale_webhook\")].clientConfig.service.name}") ||
   fail "could not read ValidatingWebhookConfiguration metallb-webhook-configuration"

@@ -178,7 +178,7 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
     ]
 
 
-def test_the_runbooks_webhook_service_stays_until_the_configuration_points_elsewhere():
+def test_a_webhook_configuration_the_chart_never_takes_over_undoes_the_handover():
     api = cluster()
     entries = webhook_entries(api)
     pools_entry = next(e for e in entries if e["name"] == "ipaddresspoolvalidationwebhook.metallb.io")
@@ -191,7 +191,10 @@ def test_the_runbooks_webhook_service_stays_until_the_configuration_points_elsew
         "gave up after 3s waiting for the webhook configuration to point at the chart's Service"
         in result.stderr
     )
-    assert exists(api, ObjectRef("Service", NS, "webhook-service"))
+    # Undone before the speakers were touched: the runbook's controller is back, nothing was removed.
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
+    assert not [path for method, path in api.requests if method == "PATCH" and path.endswith("/speaker")]
+    assert deleted_paths(api) == []
     assert len(webhook_entries(api)) == 7
 
 
@@ -317,3 +320,11 @@ def test_a_leading_zero_is_decimal_not_octal():
     with fake_cluster(api=api):
         result = handover("--timeout", "010", "--interval", "01")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_run_stopped_after_parking_the_controller_brings_back_one_replica_on_failure():
+    api = cluster(chart_controller_ready=False)
+    api.update("apps/v1", "Deployment", "controller", NS, {"spec": {"replicas": 0}})
+    with fake_cluster(api=api):
+        assert handover("--timeout", "2").returncode == 1
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
