@@ -72,5 +72,9 @@ def runbook_handover(component: str) -> str:
     return f"{component}-runbook-handover"
 
 
+def runbook_webhook_entry(component: str) -> str:
+    return f"{component}-runbook-webhook-entry"
+
+
 def helm_release_record(component: str) -> str:
     return f"{component}-forget-helm-release"

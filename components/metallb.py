@@ -112,9 +112,11 @@ def webhook_gate_command(args: MetalLBArgs) -> str:
     )
 
 
-def handover_command(args: MetalLBArgs) -> str:
+def runbook_command(args: MetalLBArgs, stage: str) -> str:
+    """scripts/retire-runbook-metallb.sh at one stage: `webhook-entry` or `handover`."""
     return script_command(
         "retire-runbook-metallb.sh",
+        stage,
         *kubectl_target(args.kube_context, args.kubeconfig),
         "--namespace",
         args.namespace,
@@ -172,8 +174,19 @@ class MetalLB(pulumi.ComponentResource):
         handover = (
             command.local.Command(
                 resource_names.runbook_handover(name),
-                create=handover_command(args),
+                create=runbook_command(args, "handover"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            )
+            if args.adopt_existing
+            else None
+        )
+        # The runbook's BGPPeer webhook entry must go before the chart's configuration is applied over
+        # the shared one: left in, it would stay there, and shift the entries Pulumi records.
+        webhook_entry = (
+            command.local.Command(
+                resource_names.runbook_webhook_entry(name),
+                create=runbook_command(args, "webhook-entry"),
+                opts=pulumi.ResourceOptions(parent=self),
             )
             if args.adopt_existing
             else None
@@ -183,7 +196,7 @@ class MetalLB(pulumi.ComponentResource):
             chart_args(args.chart, self.namespace),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[namespace],
+                depends_on=[namespace, *([webhook_entry] if webhook_entry is not None else [])],
                 transforms=[chart_children_transform(args.stack_mark)],
             ),
         )

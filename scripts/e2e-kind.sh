@@ -382,6 +382,9 @@ fi
 log "drift right after the deploy (there must be none)"
 venv/bin/python -m tools.drift "$stack"
 
+log "a second up would change nothing"
+pulumi preview --expect-no-changes --non-interactive --stack "$stack"
+
 if ((keep)); then
   exit 0
 fi

@@ -1,49 +1,67 @@
 #!/usr/bin/env bash
 # Hands a cluster's MetalLB over from the runbook's native-manifest install to the chart's, keeping the
-# gap in ARP answers as short as the handover allows.
+# gap in ARP answers as short as the handover allows. Two stages, each a step of `pulumi up` of a stack
+# with adoptExisting:
 #
-# It runs beside the chart's install, during `pulumi up` of a stack with adoptExisting:
+# webhook-entry, before the chart is applied: removes the manifest's BGPPeer webhook entry
+#   (bgppeersvalidationwebhook.metallb.io; the chart's is bgppeervalidationwebhook.metallb.io) from the
+#   webhook configuration both share, while it still points at the runbook's Service. Left in, it would
+#   refuse every BGPPeer once that Service goes, and it would put the chart's entries out of the order
+#   Pulumi records, so the next `up` would show a change.
+#
+# handover, beside the chart's install:
 #   1. waits for the chart's controller Deployment (metallb-controller) to exist;
 #   2. parks the runbook's controller (replicas 0), so that one controller alone assigns addresses and
-#      writes the webhook's CA bundle, and waits for the chart's controller to be available and for the
-#      webhook configuration to point at the chart's Service. The Deployment stays for now: it owns the
-#      memberlist Secret the runbook's speakers mount;
+#      writes the webhook's certificate, and waits for the chart's controller to be available and for
+#      the webhook configuration to point at the chart's Service. The Deployment stays for now: it owns
+#      the memberlist Secret the runbook's speakers mount;
 #   3. waits for the chart's speaker DaemonSet (metallb-speaker) to exist;
 #   4. parks the runbook's speakers, whose pods hold the host ports (7472, 7946) the chart's speakers
-#      need: a node selector no node matches makes their DaemonSet remove its pods. It waits until the
-#      chart's speakers are ready on every node; that wait is the gap in which no speaker answers ARP;
+#      need: a node selector no node matches makes their DaemonSet remove its pods. It waits, at most
+#      --speaker-timeout, until as many chart speakers are ready as runbook speakers were: that wait is
+#      the gap in which no speaker answers ARP. It stops early when a chart speaker cannot start. (A
+#      parking of the chart's speakers that an earlier failed run left is taken back at this point.);
 #   5. removes the runbook's DaemonSet and Deployment (the memberlist Secret goes with it), its
-#      ServiceAccounts and RBAC, its BGPPeer webhook entry in the shared webhook configuration (the
-#      chart names it differently), and then its webhook Service.
-# If the chart's controller, webhooks or speakers are not ready in time, it undoes the parking (the runbook's
-# speakers and controller come back) and fails, so `up` stops with the LAN answering as before.
+#      ServiceAccounts and RBAC, and its webhook Service.
+# If the chart's controller or webhooks are not ready in time, the runbook's controller comes back. If
+# the chart's speakers are not, the chart's are parked in turn and the runbook's come back (the
+# runbook's speakers need no controller). Either way nothing was removed, and the step fails; the next
+# run starts over. It undoes the same when it is interrupted.
+#
 # Only objects of the native manifest are touched: by name and by the labels the manifest gives them
 # (app=metallb, plus component=... on the workloads; the unlabelled Service webhook-service by its
 # selector). Never the namespace, the CRDs, custom resources, or anything else. Without a runbook
-# install it removes nothing and only waits for the chart, so running it again is harmless.
+# install it removes nothing, so running it again is harmless.
 #
-# Usage: retire-runbook-metallb.sh --context CONTEXT [--kubeconfig FILE] [--namespace NAMESPACE]
-#            [--timeout SECONDS] [--interval SECONDS] [--request-timeout SECONDS]
-# Each wait may take --timeout seconds. stdout: "removed KIND/NAME" for each object removed, then one
-# summary line. Exit 0 once the chart's MetalLB runs and the runbook's is gone, 1 when a step failed or
-# did not finish in time, 2 on bad arguments.
+# Usage: retire-runbook-metallb.sh webhook-entry|handover --context CONTEXT [--kubeconfig FILE]
+#            [--namespace NAMESPACE] [--timeout SECONDS] [--speaker-timeout SECONDS]
+#            [--interval SECONDS] [--request-timeout SECONDS]
+# stdout: "removed KIND/NAME" for each object removed, then one summary line. Exit 0 done, 1 when a step
+# failed or did not finish in time, 2 on bad arguments.
 set -euo pipefail
 
 readonly self=retire-runbook-metallb
+stage=""
 context=""
 kubeconfig=""
 namespace=metallb-system
 timeout=300
+speaker_timeout=120
 interval=2
 request_timeout=20
 
 usage() {
   cat <<'EOF'
-Usage: retire-runbook-metallb.sh --context CONTEXT [--kubeconfig FILE] [--namespace NAMESPACE]
-           [--timeout SECONDS] [--interval SECONDS] [--request-timeout SECONDS]
-Hands MetalLB over from the runbook's native-manifest install to the chart's: removes the runbook's
-controller, speaker, ServiceAccounts, RBAC and Service as the chart's workloads come up.
-  --timeout          seconds each wait may take (default 300, at most 3600)
+Usage: retire-runbook-metallb.sh webhook-entry|handover --context CONTEXT [--kubeconfig FILE]
+           [--namespace NAMESPACE] [--timeout SECONDS] [--speaker-timeout SECONDS]
+           [--interval SECONDS] [--request-timeout SECONDS]
+Hands MetalLB over from the runbook's native-manifest install to the chart's.
+  webhook-entry      before the chart: remove the runbook's BGPPeer webhook entry from the shared
+                     webhook configuration
+  handover           beside the chart: park the runbook's controller and speakers as the chart's come
+                     up, then remove the runbook's objects; undo the parking if the chart's never get ready
+  --timeout          seconds each wait for the chart may take (default 300, 1 to 3600)
+  --speaker-timeout  seconds the speakers may take, which no speaker answers ARP in (default 120, 10 to 3600)
   --interval         seconds between two looks at the cluster (default 2, 1 to 60)
   --request-timeout  seconds one kubectl call may take (default 20, 1 to 300)
 stdout: "removed KIND/NAME" per object removed, then a summary. Exit 0 done, 1 failed, 2 bad arguments.
@@ -70,13 +88,19 @@ bounded() {
 
 while (($# > 0)); do
   case $1 in
-    --context | --kubeconfig | --namespace | --timeout | --interval | --request-timeout)
+    webhook-entry | handover)
+      [[ -z $stage ]] || die "one stage only, got '$stage' and '$1'"
+      stage=$1
+      shift
+      ;;
+    --context | --kubeconfig | --namespace | --timeout | --speaker-timeout | --interval | --request-timeout)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
         --context) context=$2 ;;
         --kubeconfig) kubeconfig=$2 ;;
         --namespace) namespace=$2 ;;
         --timeout) timeout=$2 ;;
+        --speaker-timeout) speaker_timeout=$2 ;;
         --interval) interval=$2 ;;
         --request-timeout) request_timeout=$2 ;;
       esac
@@ -90,20 +114,44 @@ while (($# > 0)); do
   esac
 done
 
+[[ -n $stage ]] || die "the first argument must be the stage: webhook-entry or handover"
 [[ -n $context && $context != -* ]] || die "--context needs a context name"
 [[ -n $namespace && $namespace != -* ]] || die "--namespace needs a namespace name"
 timeout=$(bounded --timeout "$timeout" 1 3600)
+speaker_timeout=$(bounded --speaker-timeout "$speaker_timeout" 10 3600)
 interval=$(bounded --interval "$interval" 1 60)
 request_timeout=$(bounded --request-timeout "$request_timeout" 1 300)
+command -v kubectl >/dev/null 2>&1 || die "kubectl is not on PATH"
 
 kubectl_args=(--context "$context" --request-timeout "${request_timeout}s")
 [[ -z $kubeconfig ]] || kubectl_args+=(--kubeconfig "$kubeconfig")
 k() { kubectl "${kubectl_args[@]}" "$@"; }
 
 removed=0
+readonly webhooks=validatingwebhookconfigurations.admissionregistration.k8s.io
+readonly stale_webhook=bgppeersvalidationwebhook.metallb.io
+
+if [[ $stage == webhook-entry ]]; then
+  target=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
+    -o "jsonpath={.webhooks[?(@.name==\"$stale_webhook\")].clientConfig.service.name}") ||
+    fail "could not read ValidatingWebhookConfiguration metallb-webhook-configuration"
+  if [[ $target != webhook-service ]]; then
+    echo "no runbook webhook entry in metallb-webhook-configuration (context $context): nothing removed"
+    exit 0
+  fi
+  k patch "$webhooks" metallb-webhook-configuration --type strategic \
+    -p "{\"webhooks\":[{\"name\":\"$stale_webhook\",\"\$patch\":\"delete\"}]}" >/dev/null ||
+    fail "could not remove webhook $stale_webhook from metallb-webhook-configuration"
+  echo "removed webhook $stale_webhook from validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration"
+  exit 0
+fi
+
+# --- handover ------------------------------------------------------------------------------------------
+
+# Each undo step is recorded before the change it undoes is sent: a request that times out after the
+# API server applied it must still be undone. Every step is safe to run whether or not that change landed.
 undo_steps=()
 
-# Undoes the parking done so far, newest first, before a failure is reported.
 undo() {
   local step
   for ((step = ${#undo_steps[@]} - 1; step >= 0; step--)); do
@@ -117,16 +165,28 @@ fail_and_undo() {
   fail "$@"
 }
 
-# Waits up to --timeout for `check` (a function) to succeed. A failed kubectl call is retried until then,
-# since an API server that restarts mid-handover comes back; what kubectl said stays on stderr for people.
-wait_until() {
-  local what=$1 check=$2 deadline=$((SECONDS + timeout))
+trap 'fail_and_undo "interrupted; the parking was undone"' INT TERM HUP
+
+# Waits up to SECONDS for `check` (a function) to succeed: returns 0 then, 1 at the deadline, and 2 as
+# soon as `stop` (a function, optional) succeeds. A failed kubectl call is retried until then, since an
+# API server that restarts mid-handover comes back; what kubectl said stays on stderr for people.
+await_condition() {
+  local check=$1 seconds=$2 stop=${3:-}
+  local deadline=$((SECONDS + seconds))
   while ! "$check"; do
-    if ((SECONDS + interval > deadline)); then
-      fail_and_undo "gave up after ${timeout}s waiting for $what (context $context, namespace $namespace)"
+    if [[ -n $stop ]] && "$stop"; then
+      return 2
     fi
+    ((SECONDS + interval <= deadline)) || return 1
     sleep "$interval"
   done
+}
+
+# await_condition, or undo and fail.
+wait_until() {
+  local what=$1 check=$2 seconds=$3
+  await_condition "$check" "$seconds" ||
+    fail_and_undo "gave up after ${seconds}s waiting for $what (context $context, namespace $namespace)"
 }
 
 # Prints the object's kind/name if it exists, nothing if it does not; non-zero when kubectl cannot say.
@@ -158,7 +218,7 @@ retire() {
     left=$(present "$resource" "$name") || return 1
     [[ -z $left ]]
   }
-  wait_until "$resource $name to be deleted" gone
+  wait_until "$resource $name to be deleted" gone "$timeout"
 }
 
 chart_controller_exists() { [[ -n $(present deployments.apps metallb-controller) ]]; }
@@ -170,74 +230,131 @@ runbook_controller_pods_gone() {
 }
 
 # generation|observedGeneration|wanted|ready|updated, each empty when the API server leaves it out.
-rollout() {
+read_rollout() {
   local resource=$1 name=$2 fields=$3 status
   status=$(k get "$resource" "$name" -n "$namespace" -o "jsonpath=$fields") || return 1
   IFS='|' read -r generation observed wanted ready updated <<<"$status"
-  ((${observed:-0} >= ${generation:-1} && ${wanted:-0} >= 1 && ${ready:-0} == ${wanted:-0} && ${updated:-0} == ${wanted:-0}))
 }
 chart_controller_available() {
-  rollout deployments.apps metallb-controller \
-    '{.metadata.generation}|{.status.observedGeneration}|{.spec.replicas}|{.status.availableReplicas}|{.status.updatedReplicas}'
+  read_rollout deployments.apps metallb-controller \
+    '{.metadata.generation}|{.status.observedGeneration}|{.spec.replicas}|{.status.availableReplicas}|{.status.updatedReplicas}' ||
+    return 1
+  ((${observed:-0} >= ${generation:-1} && ${wanted:-0} >= 1 && ${ready:-0} >= ${wanted:-0} && ${updated:-0} >= ${wanted:-0}))
 }
+readonly speaker_fields='{.metadata.generation}|{.status.observedGeneration}|{.status.desiredNumberScheduled}|{.status.numberReady}|{.status.updatedNumberScheduled}'
+# As many chart speakers ready as there were runbook speakers ready (at least one): a node that is down
+# counts in desiredNumberScheduled, and must not keep the handover from ever finishing.
+needed_speakers=1
 chart_speakers_ready() {
-  rollout daemonsets.apps metallb-speaker \
-    '{.metadata.generation}|{.status.observedGeneration}|{.status.desiredNumberScheduled}|{.status.numberReady}|{.status.updatedNumberScheduled}'
+  read_rollout daemonsets.apps metallb-speaker "$speaker_fields" || return 1
+  ((${observed:-0} >= ${generation:-1} && ${ready:-0} >= needed_speakers && ${updated:-0} >= needed_speakers))
+}
+runbook_speakers_ready() {
+  read_rollout daemonsets.apps speaker "$speaker_fields" || return 1
+  ((${ready:-0} >= needed_speakers))
+}
+# A chart speaker that cannot start: waiting longer would only lengthen the gap.
+stopped_because=""
+chart_speakers_failing() {
+  local reasons reason
+  reasons=$(k get pods -n "$namespace" -l app.kubernetes.io/name=metallb,app.kubernetes.io/component=speaker \
+    -o 'jsonpath={range .items[*].status.containerStatuses[*]}{.state.waiting.reason}{"\n"}{end}') || return 1
+  while read -r reason; do
+    case $reason in
+      CrashLoopBackOff | ImagePullBackOff | ErrImagePull | CreateContainerConfigError | InvalidImageName)
+        stopped_because="a chart speaker is in $reason"
+        return 0
+        ;;
+    esac
+  done <<<"$reasons"
+  return 1
 }
 
-# The runbook's controller is parked at 0 replicas, its speakers under a node selector no node carries.
-readonly park_label=lan.macula.io/runbook-speaker-retired
+# A parked DaemonSet carries a node selector no node has; parking is a merge patch, undone by a null.
+readonly park_label=lan.macula.io/parked-by-takeover
+select_speakers() {
+  k patch daemonsets.apps "$1" -n "$namespace" --type merge \
+    -p "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"$park_label\":$2}}}}}" >/dev/null
+}
 scale_controller() {
   k patch deployments.apps controller -n "$namespace" --type merge -p "{\"spec\":{\"replicas\":$1}}" >/dev/null
 }
-select_speakers() {
-  k patch daemonsets.apps speaker -n "$namespace" --type merge \
-    -p "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"$park_label\":$1}}}}}" >/dev/null
+# Brings the runbook's speakers back: the chart's go first, as theirs hold the host ports once placed.
+give_speakers_back() {
+  select_speakers metallb-speaker '"true"'
+  select_speakers speaker null
 }
 
-readonly webhooks=validatingwebhookconfigurations.admissionregistration.k8s.io
-readonly stale_webhook=bgppeersvalidationwebhook.metallb.io
-# True once no entry but the manifest's BGPPeer one points at the runbook's Service: the chart's own
-# configuration has been applied over the shared object.
+# True once no entry points at the runbook's Service: the chart's configuration has been applied over
+# the shared one.
 webhooks_moved() {
-  local entries
+  local entries entry
   entries=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
-    -o 'jsonpath={range .webhooks[*]}{.name}={.clientConfig.service.name}{"\n"}{end}') || return 1
-  ! grep -v "^$stale_webhook=" <<<"$entries" | grep -q '=webhook-service$'
+    -o 'jsonpath={range .webhooks[*]}{.clientConfig.service.name}{"\n"}{end}') || return 1
+  while read -r entry; do
+    [[ $entry != webhook-service ]] || return 1
+  done <<<"$entries"
 }
 
-# 1-2. The controller.
-wait_until "the chart's Deployment metallb-controller to be created" chart_controller_exists
+# 1. The chart's controller.
+wait_until "the chart's Deployment metallb-controller to be created" chart_controller_exists "$timeout"
+
+# 2. The controller.
 runbook_controller=$(runbooks deployments.apps controller app=metallb,component=controller) ||
   fail "could not look for the runbook's controller"
 if [[ -n $runbook_controller ]]; then
   replicas=$(k get deployments.apps controller -n "$namespace" -o 'jsonpath={.spec.replicas}') ||
     fail "could not read the runbook's controller"
-  scale_controller 0 || fail "could not scale the runbook's controller to 0"
   # 0 found means an earlier run parked it and was stopped: the manifest runs one.
   ((${replicas:-0} > 0)) || replicas=1
   undo_steps+=("scale_controller $replicas")
-  wait_until "the runbook's controller pods to stop" runbook_controller_pods_gone
+  scale_controller 0 || fail_and_undo "could not scale the runbook's controller to 0"
+  wait_until "the runbook's controller pods to stop" runbook_controller_pods_gone "$timeout"
 fi
-wait_until "the chart's controller to be available" chart_controller_available
+wait_until "the chart's controller to be available" chart_controller_available "$timeout"
 # Pulumi applies the chart's webhook configuration over the shared one beside the chart's workloads.
-wait_until "the webhook configuration to point at the chart's Service" webhooks_moved
+wait_until "the webhook configuration to point at the chart's Service" webhooks_moved "$timeout"
+# From here on the chart's controller serves; two controllers would fight over the webhook's certificate.
+undo_steps=()
 
-# 3-4. The speakers.
-wait_until "the chart's DaemonSet metallb-speaker to be created" chart_speaker_exists
+# 3-4. The speakers. An earlier run that failed here left the chart's parked: they are let go only as
+# the runbook's are parked, so that no node is ever left with neither for longer than the handover.
+wait_until "the chart's DaemonSet metallb-speaker to be created" chart_speaker_exists "$timeout"
+chart_parked=$(k get daemonsets.apps metallb-speaker -n "$namespace" \
+  -o "jsonpath={.spec.template.spec.nodeSelector.lan\\.macula\\.io/parked-by-takeover}") ||
+  fail "could not read the chart's speaker DaemonSet"
 runbook_speaker=$(runbooks daemonsets.apps speaker app=metallb,component=speaker) ||
-  fail_and_undo "could not look for the runbook's speaker DaemonSet"
+  fail "could not look for the runbook's speaker DaemonSet"
 speakers_gap=""
 if [[ -n $runbook_speaker ]]; then
+  read_rollout daemonsets.apps speaker "$speaker_fields" || fail "could not read the runbook's speakers"
+  ((${ready:-0} <= 1)) || needed_speakers=$ready
   parked_at=$SECONDS
-  select_speakers '"true"' || fail_and_undo "could not park the runbook's speakers"
-  undo_steps+=("select_speakers null")
-  wait_until "the chart's speakers to be ready on every node (the runbook's are back)" chart_speakers_ready
+  undo_steps+=("give_speakers_back")
+  select_speakers speaker '"true"' || fail_and_undo "could not park the runbook's speakers"
+  if [[ -n $chart_parked ]]; then
+    select_speakers metallb-speaker null || fail_and_undo "could not let the chart's speakers go"
+  fi
+  outcome=0
+  await_condition chart_speakers_ready "$speaker_timeout" chart_speakers_failing || outcome=$?
+  if ((outcome != 0)); then
+    why="not ready within ${speaker_timeout}s"
+    ((outcome == 1)) || why=$stopped_because
+    undo
+    if await_condition runbook_speakers_ready "$speaker_timeout"; then
+      fail "the chart's speakers did not take over ($why); the runbook's are back and answer ARP. Look at: kubectl --context $context -n $namespace describe daemonset metallb-speaker"
+    fi
+    fail "the chart's speakers did not take over ($why), and the runbook's did not come back either: nothing answers ARP. Look at: kubectl --context $context -n $namespace get pods -o wide. To run the chart's speakers instead: kubectl --context $context -n $namespace patch daemonset metallb-speaker --type merge -p '{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"$park_label\":null}}}}}'"
+  fi
   speakers_gap=$((SECONDS - parked_at))
 else
-  wait_until "the chart's speakers to be ready on every node" chart_speakers_ready
+  if [[ -n $chart_parked ]]; then
+    select_speakers metallb-speaker null || fail "could not let the chart's speakers go"
+  fi
+  wait_until "the chart's speakers to be ready on every node" chart_speakers_ready "$timeout"
 fi
 undo_steps=()
+trap - INT TERM HUP
 
 # 5. The rest of the runbook's install.
 retire daemonsets.apps speaker app=metallb,component=speaker
@@ -253,20 +370,6 @@ for leftover in \
   read -r resource name <<<"$leftover"
   retire "$resource" "$name" app=metallb
 done
-
-# The manifest calls its BGPPeer webhook bgppeersvalidationwebhook, the chart bgppeervalidationwebhook.
-# Taking over the shared webhook configuration leaves the manifest's entry behind, pointing at the
-# runbook's Service, and with failurePolicy Fail it would refuse every BGPPeer once that Service goes.
-target=$(k get "$webhooks" metallb-webhook-configuration --ignore-not-found \
-  -o "jsonpath={.webhooks[?(@.name==\"$stale_webhook\")].clientConfig.service.name}") ||
-  fail "could not read ValidatingWebhookConfiguration metallb-webhook-configuration"
-if [[ $target == webhook-service ]]; then
-  k patch "$webhooks" metallb-webhook-configuration --type strategic \
-    -p "{\"webhooks\":[{\"name\":\"$stale_webhook\",\"\$patch\":\"delete\"}]}" >/dev/null ||
-    fail "could not remove webhook $stale_webhook from metallb-webhook-configuration"
-  echo "removed webhook $stale_webhook from validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration"
-  removed=$((removed + 1))
-fi
 
 # The manifest leaves its webhook Service unlabelled: it is the runbook's when it selects the runbook's
 # controller and nothing else.

@@ -70,7 +70,10 @@ def test_a_fresh_stack_keeps_creates_strict():
 def test_the_handover_runs_beside_the_chart_and_before_the_gate(takeover):
     namespace, chart = takeover.one(NAMESPACE), takeover.one(CHART)
     handover = takeover.one(COMMAND, "metallb-runbook-handover")
+    webhook_entry = takeover.one(COMMAND, "metallb-runbook-webhook-entry")
     forget = takeover.one(COMMAND, "metallb-forget-helm-release")
+    # The runbook's BGPPeer webhook entry goes before the chart's configuration is applied over it.
+    assert takeover.depends_on(chart, webhook_entry)
     gate = takeover.one(COMMAND, "metallb-webhook-gate")
     assert takeover.depends_on(handover, namespace)
     # Beside, not after: the chart's speakers cannot become ready until the handover parks the runbook's.
@@ -88,9 +91,11 @@ def test_the_handover_runs_beside_the_chart_and_before_the_gate(takeover):
 def test_the_handover_targets_the_stacks_cluster(takeover):
     create = takeover.one(COMMAND, "metallb-runbook-handover").inputs["create"]
     assert (
-        "retire-runbook-metallb.sh --context kind-macula-dev --namespace metallb-system --timeout 300"
-        in create
+        "retire-runbook-metallb.sh handover --context kind-macula-dev --namespace metallb-system "
+        "--timeout 300" in create
     )
+    entry = takeover.one(COMMAND, "metallb-runbook-webhook-entry").inputs["create"]
+    assert "retire-runbook-metallb.sh webhook-entry --context kind-macula-dev" in entry
     forget = takeover.one(COMMAND, "metallb-forget-helm-release").inputs["create"]
     assert (
         "forget-helm-release.sh --context kind-macula-dev --namespace metallb-system --release metallb"

@@ -1,16 +1,19 @@
-"""scripts/retire-runbook-metallb.sh, the takeover's handover, run as Pulumi runs it: the exact command text
-under /bin/sh -c, with a real kubectl against a fake API server that holds the runbook's install and the
-chart's objects as the chart's install leaves them while the handover runs (the chart's speakers cannot
-start while the runbook's hold the host ports)."""
+"""scripts/retire-runbook-metallb.sh, the takeover's two steps, run as Pulumi runs them: the exact command
+text under /bin/sh -c, with a real kubectl against a fake API server that holds the runbook's install
+and, for the handover, the chart's objects as the chart's install leaves them while the handover runs
+(the chart's speakers cannot start while the runbook's hold the host ports)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from typing import Any
 
 import pytest
 
-from components.metallb import MetalLBArgs, handover_command
+from components.metallb import MetalLBArgs, runbook_command
 from metallb_survey import NATIVE_MEMBERLIST_SECRET, NATIVE_OBJECTS, SHARED_OBJECTS, ObjectRef
 from stack_config import ChartConfig
 from tests import metallb_installs as installs
@@ -23,7 +26,8 @@ pytestmark = requires_upstream
 NS = "metallb-system"
 WEBHOOKS = "metallb-webhook-configuration"
 WEBHOOK_API = "admissionregistration.k8s.io/v1"
-PARK_LABEL = "lan.macula.io/runbook-speaker-retired"
+PARK_LABEL = "lan.macula.io/parked-by-takeover"
+STALE_WEBHOOK = "bgppeersvalidationwebhook.metallb.io"
 KIND_TO_API = {
     "Deployment": "apps/v1",
     "DaemonSet": "apps/v1",
@@ -57,12 +61,17 @@ def chart_during_install() -> list[dict[str, Any]]:
     return objects
 
 
+def speaker_selector(api: FakeKubeApi, name: str) -> dict[str, str]:
+    return dict(api.get("apps/v1", "DaemonSet", name, NS)["spec"]["template"]["spec"].get("nodeSelector", {}))
+
+
 def play_the_daemonset_controller(api: FakeKubeApi, method: str, before: dict[str, Any]) -> None:
     """Parked runbook speakers free the host ports: the chart's speakers then become ready."""
-    if (before["kind"], before["metadata"]["name"], method) != ("DaemonSet", "speaker", "PATCH"):
+    if before["kind"] != "DaemonSet" or method != "PATCH":
         return
-    now = api.get("apps/v1", "DaemonSet", "speaker", NS)
-    if PARK_LABEL in now["spec"]["template"]["spec"].get("nodeSelector", {}):
+    if PARK_LABEL in speaker_selector(api, "speaker") and PARK_LABEL not in speaker_selector(
+        api, "metallb-speaker"
+    ):
         api.update(
             "apps/v1",
             "DaemonSet",
@@ -72,17 +81,20 @@ def play_the_daemonset_controller(api: FakeKubeApi, method: str, before: dict[st
         )
 
 
+def webhook_entries(api: FakeKubeApi) -> list[dict[str, Any]]:
+    return list(api.get(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS)["webhooks"])
+
+
 def apply_the_charts_webhooks(api: FakeKubeApi) -> None:
-    """What Pulumi's apply of the chart's webhook configuration leaves: the five entries of the same name
-    point at the chart's Service, the chart's BGPPeer entry is added, the manifest's own stays as it was."""
-    entries = webhook_entries(api)
+    """What the webhook-entry step and then Pulumi's apply of the chart's configuration leave: the
+    manifest's BGPPeer entry gone, the five entries of the same name pointing at the chart's Service, and
+    the chart's BGPPeer entry added."""
+    entries = [entry for entry in webhook_entries(api) if entry["name"] != STALE_WEBHOOK]
     for entry in entries:
-        if entry["name"] != "bgppeersvalidationwebhook.metallb.io":
-            entry["clientConfig"]["service"]["name"] = "metallb-webhook-service"
+        entry["clientConfig"]["service"]["name"] = "metallb-webhook-service"
     chart_entry = {**entries[0], "name": "bgppeervalidationwebhook.metallb.io"}
-    chart_entry["clientConfig"] = {"service": {"name": "metallb-webhook-service", "namespace": NS}}
     api.update(
-        WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": [*entries, chart_entry]}
+        WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": [chart_entry, *entries]}
     )
 
 
@@ -104,20 +116,22 @@ def cluster(*, speakers_start: bool = True, chart_controller_ready: bool = True)
     return api
 
 
-def handover(
-    *extra: str, context: str = "kind-macula-dev", timeout: int = 20
-) -> subprocess.CompletedProcess[str]:
-    command = handover_command(
+def command(stage: str, context: str = "kind-macula-dev") -> str:
+    return runbook_command(
         MetalLBArgs(
-            chart=ChartConfig(webhook_timeout_seconds=timeout),
+            chart=ChartConfig(webhook_timeout_seconds=20),
             kube_context=context,
             kubeconfig=None,
             stack_mark="macula-lan/kind-dev",
             adopt_existing=True,
-        )
+        ),
+        stage,
     )
+
+
+def run(stage: str, *extra: str, context: str = "kind-macula-dev") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["/bin/sh", "-c", " ".join([command, "--interval", "1", *extra])],
+        ["/bin/sh", "-c", " ".join([command(stage, context), "--interval", "1", *extra])],
         capture_output=True,
         text=True,
         check=False,
@@ -125,12 +139,63 @@ def handover(
     )
 
 
-def webhook_entries(api: FakeKubeApi) -> list[dict[str, Any]]:
-    return list(api.get(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS)["webhooks"])
+def handover(*extra: str, context: str = "kind-macula-dev") -> subprocess.CompletedProcess[str]:
+    return run("handover", *extra, context=context)
 
 
 def deleted_paths(api: FakeKubeApi) -> list[str]:
     return [path for method, path in api.requests if method == "DELETE"]
+
+
+def patched_speakers(api: FakeKubeApi) -> list[str]:
+    return [path for method, path in api.requests if method == "PATCH" and "daemonsets" in path]
+
+
+# --- webhook-entry, before the chart ---------------------------------------------------------------------
+
+
+def test_the_runbooks_bgppeer_webhook_entry_goes_before_the_chart_and_nothing_else():
+    api = FakeKubeApi(installs.runbook_install())
+    with fake_cluster(api=api):
+        result = run("webhook-entry")
+        again = run("webhook-entry")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        f"removed webhook {STALE_WEBHOOK} from "
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration\n"
+    )
+    assert sorted(entry["name"] for entry in webhook_entries(api)) == [
+        "bfdprofilevalidationwebhook.metallb.io",
+        "bgpadvertisementvalidationwebhook.metallb.io",
+        "communityvalidationwebhook.metallb.io",
+        "ipaddresspoolvalidationwebhook.metallb.io",
+        "l2advertisementvalidationwebhook.metallb.io",
+    ]
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("no runbook webhook entry in metallb-webhook-configuration")
+    assert deleted_paths(api) == []
+
+
+def test_a_bgppeer_entry_that_points_elsewhere_is_not_the_runbooks():
+    api = FakeKubeApi(installs.runbook_install())
+    entries = webhook_entries(api)
+    for entry in entries:
+        entry["clientConfig"]["service"]["name"] = "their-webhook"
+    api.update(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": entries})
+    with fake_cluster(api=api):
+        result = run("webhook-entry")
+    assert result.returncode == 0, result.stderr
+    assert len(webhook_entries(api)) == 6
+
+
+def test_without_a_webhook_configuration_there_is_nothing_to_remove():
+    with fake_cluster([installs.node()]):
+        result = run("webhook-entry")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no runbook webhook entry")
+
+
+# --- handover, beside the chart --------------------------------------------------------------------------
 
 
 def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
@@ -140,14 +205,10 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == ["removed daemonset.apps/speaker", "removed deployment.apps/controller"]
-    assert len(lines) == len(NATIVE_OBJECTS) + 2
-    assert lines[-3:-1] == [
-        "removed webhook bgppeersvalidationwebhook.metallb.io from "
-        "validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration",
-        "removed service/webhook-service",
-    ]
+    assert lines[-2] == "removed service/webhook-service"
+    assert len(lines) == len(NATIVE_OBJECTS) + 1
     assert lines[-1].startswith(
-        f"handed over: removed {len(NATIVE_OBJECTS) + 1} objects of the runbook's MetalLB"
+        f"handed over: removed {len(NATIVE_OBJECTS)} objects of the runbook's MetalLB"
     )
     assert "the chart's speakers were ready" in lines[-1]
     for known in NATIVE_OBJECTS:
@@ -168,34 +229,8 @@ def test_removes_exactly_the_runbooks_objects_and_keeps_everything_else():
     for ref in kept:
         assert exists(api, ref), ref
     assert len(deleted_paths(api)) == len(NATIVE_OBJECTS)
-    assert sorted(entry["name"] for entry in webhook_entries(api)) == [
-        "bfdprofilevalidationwebhook.metallb.io",
-        "bgpadvertisementvalidationwebhook.metallb.io",
-        "bgppeervalidationwebhook.metallb.io",
-        "communityvalidationwebhook.metallb.io",
-        "ipaddresspoolvalidationwebhook.metallb.io",
-        "l2advertisementvalidationwebhook.metallb.io",
-    ]
-
-
-def test_a_webhook_configuration_the_chart_never_takes_over_undoes_the_handover():
-    api = cluster()
-    entries = webhook_entries(api)
-    pools_entry = next(e for e in entries if e["name"] == "ipaddresspoolvalidationwebhook.metallb.io")
-    pools_entry["clientConfig"]["service"]["name"] = "webhook-service"  # the chart's apply has not happened
-    api.update(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": entries})
-    with fake_cluster(api=api):
-        result = handover("--timeout", "3")
-    assert result.returncode == 1
-    assert (
-        "gave up after 3s waiting for the webhook configuration to point at the chart's Service"
-        in result.stderr
-    )
-    # Undone before the speakers were touched: the runbook's controller is back, nothing was removed.
-    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
-    assert not [path for method, path in api.requests if method == "PATCH" and path.endswith("/speaker")]
-    assert deleted_paths(api) == []
-    assert len(webhook_entries(api)) == 7
+    assert len(webhook_entries(api)) == 6
+    assert PARK_LABEL not in speaker_selector(api, "metallb-speaker")
 
 
 def test_the_order_parks_the_controller_then_the_speakers_and_removes_only_then():
@@ -230,19 +265,80 @@ def test_a_second_run_removes_nothing():
     assert len(deleted_paths(api)) == before
 
 
-def test_speakers_that_never_get_ready_bring_the_runbooks_back_and_fail():
+def test_speakers_that_never_get_ready_give_the_ports_back_to_the_runbooks():
     api = cluster(speakers_start=False)
     with fake_cluster(api=api):
-        result = handover("--timeout", "4")
+        result = handover("--speaker-timeout", "10")
     assert result.returncode == 1
-    assert "gave up after 4s waiting for the chart's speakers to be ready on every node" in result.stderr
-    speaker = api.get("apps/v1", "DaemonSet", "speaker", NS)
-    assert speaker["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
-    # Nothing was removed: the runbook's install, its memberlist Secret included, runs as before.
-    assert deleted_paths(api) == []
+    assert (
+        "the chart's speakers did not take over (not ready within 10s); the runbook's are back and answer ARP"
+        in result.stderr
+    )
+    # The chart's speakers hold the host ports once placed: they are parked in turn.
+    assert speaker_selector(api, "speaker") == {"kubernetes.io/os": "linux"}
+    assert PARK_LABEL in speaker_selector(api, "metallb-speaker")
+    # The chart's controller serves by now, so the runbook's stays parked: the two would fight over the
+    # webhook's certificate. The runbook's speakers need only its memberlist Secret, which is kept.
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 0
     assert exists(api, NATIVE_MEMBERLIST_SECRET)
-    assert len(webhook_entries(api)) == 7
+    assert deleted_paths(api) == []
+
+
+def test_a_chart_speaker_that_cannot_start_stops_the_wait_at_once():
+    api = cluster(speakers_start=False)
+    api.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "metallb-speaker-x7k2p",
+                "namespace": NS,
+                "labels": {"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"},
+            },
+            "status": {
+                "containerStatuses": [
+                    {"name": "speaker", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+                ]
+            },
+        }
+    )
+    started = time.monotonic()
+    with fake_cluster(api=api):
+        result = handover("--speaker-timeout", "60")
+    assert result.returncode == 1
+    assert "the chart's speakers did not take over (a chart speaker is in ImagePullBackOff)" in result.stderr
+    assert time.monotonic() - started < 30
+    assert PARK_LABEL not in speaker_selector(api, "speaker")
+
+
+def test_a_run_after_a_failed_one_lets_the_chart_speakers_go_as_it_parks_the_runbooks():
+    api = cluster()
+    api.update(
+        "apps/v1",
+        "DaemonSet",
+        "metallb-speaker",
+        NS,
+        {"spec": {"template": {"spec": {"nodeSelector": {PARK_LABEL: "true"}}}}},
+    )
+    with fake_cluster(api=api):
+        result = handover()
+    assert result.returncode == 0, result.stderr
+    assert PARK_LABEL not in speaker_selector(api, "metallb-speaker")
+    speaker_patches = patched_speakers(api)
+    assert speaker_patches[:2] == [
+        f"/apis/apps/v1/namespaces/{NS}/daemonsets/speaker",
+        f"/apis/apps/v1/namespaces/{NS}/daemonsets/metallb-speaker",
+    ]
+
+
+def test_a_node_that_is_down_does_not_keep_the_handover_from_finishing():
+    api = cluster()
+    # Two nodes, one down: each DaemonSet wants two pods and has one ready.
+    for name in ("speaker", "metallb-speaker"):
+        api.update("apps/v1", "DaemonSet", name, NS, {"status": {"desiredNumberScheduled": 2}})
+    with fake_cluster(api=api):
+        result = handover()
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_chart_controller_that_never_gets_available_brings_the_runbooks_back_and_fails():
@@ -252,7 +348,53 @@ def test_a_chart_controller_that_never_gets_available_brings_the_runbooks_back_a
     assert result.returncode == 1
     assert "gave up after 3s waiting for the chart's controller to be available" in result.stderr
     assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
-    assert not [path for method, path in api.requests if method == "PATCH" and path.endswith("/speaker")]
+    assert patched_speakers(api) == []
+    assert deleted_paths(api) == []
+
+
+def test_a_webhook_configuration_the_chart_never_takes_over_undoes_the_handover():
+    api = cluster()
+    entries = webhook_entries(api)
+    entries[1]["clientConfig"]["service"]["name"] = "webhook-service"  # the chart's apply has not happened
+    api.update(WEBHOOK_API, "ValidatingWebhookConfiguration", WEBHOOKS, None, {"webhooks": entries})
+    with fake_cluster(api=api):
+        result = handover("--timeout", "3")
+    assert result.returncode == 1
+    assert (
+        "gave up after 3s waiting for the webhook configuration to point at the chart's Service"
+        in result.stderr
+    )
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
+    assert patched_speakers(api) == []
+    assert deleted_paths(api) == []
+
+
+def test_a_run_stopped_after_parking_the_controller_brings_back_one_replica_on_failure():
+    api = cluster(chart_controller_ready=False)
+    api.update("apps/v1", "Deployment", "controller", NS, {"spec": {"replicas": 0}})
+    with fake_cluster(api=api):
+        assert handover("--timeout", "2").returncode == 1
+    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
+
+
+def test_an_interrupted_handover_undoes_its_parking():
+    api = cluster(speakers_start=False)
+    with fake_cluster(api=api):
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", f"{command('handover')} --interval 1 --speaker-timeout 60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not patched_speakers(api) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "interrupted; the parking was undone" in stderr
+    assert PARK_LABEL not in speaker_selector(api, "speaker")
     assert deleted_paths(api) == []
 
 
@@ -278,7 +420,7 @@ def test_kubectl_warnings_on_stderr_change_nothing():
     assert result.returncode == 0, result.stderr
     # kubectl asked the broken API (recent ones then warn on stderr on every call) and carried on.
     assert ("GET", "/apis/metrics.k8s.io/v1beta1") in api.requests
-    assert len(result.stdout.splitlines()) == len(NATIVE_OBJECTS) + 2
+    assert len(result.stdout.splitlines()) == len(NATIVE_OBJECTS) + 1
 
 
 def test_an_unreachable_cluster_fails_at_the_deadline_having_removed_nothing():
@@ -292,10 +434,13 @@ def test_an_unreachable_cluster_fails_at_the_deadline_having_removed_nothing():
     assert result.stdout == ""
 
 
-def test_help_works_as_pulumi_runs_the_script():
-    result = handover("--help")
+@pytest.mark.parametrize("stage", ["handover", "webhook-entry"])
+def test_help_works_as_pulumi_runs_the_script(stage):
+    result = run(stage, "--help")
     assert result.returncode == 0
-    assert result.stdout.startswith("Usage: retire-runbook-metallb.sh --context CONTEXT")
+    assert result.stdout.startswith(
+        "Usage: retire-runbook-metallb.sh webhook-entry|handover --context CONTEXT"
+    )
 
 
 @pytest.mark.parametrize(
@@ -304,8 +449,10 @@ def test_help_works_as_pulumi_runs_the_script():
         (("--interval", "0"), "--interval must be from 1 to 60, got '0'"),
         (("--timeout", "1e3"), "--timeout must be a whole number of seconds, got '1e3'"),
         (("--timeout", "7200"), "--timeout must be from 1 to 3600, got '7200'"),
+        (("--speaker-timeout", "5"), "--speaker-timeout must be from 10 to 3600, got '5'"),
         (("--request-timeout", "-1"), "--request-timeout must be a whole number of seconds, got '-1'"),
         (("--context", "--namespace"), "--context needs a context name"),
+        (("webhook-entry",), "one stage only, got 'handover' and 'webhook-entry'"),
         (("--bogus",), "unknown argument: --bogus"),
     ],
 )
@@ -320,11 +467,3 @@ def test_a_leading_zero_is_decimal_not_octal():
     with fake_cluster(api=api):
         result = handover("--timeout", "010", "--interval", "01")
     assert result.returncode == 0, result.stderr
-
-
-def test_a_run_stopped_after_parking_the_controller_brings_back_one_replica_on_failure():
-    api = cluster(chart_controller_ready=False)
-    api.update("apps/v1", "Deployment", "controller", NS, {"spec": {"replicas": 0}})
-    with fake_cluster(api=api):
-        assert handover("--timeout", "2").returncode == 1
-    assert api.get("apps/v1", "Deployment", "controller", NS)["spec"]["replicas"] == 1
