@@ -358,13 +358,16 @@ def _helm_releases(records: Sequence[Mapping[str, Any]]) -> list[HelmRelease]:
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested values as dotted paths: {"speaker": {"frr": {"enabled": x}}} → {"speaker.frr.enabled": x}."""
+    """Nested values as dotted paths: {"speaker": {"frr": {"enabled": x}}} → {"speaker.frr.enabled": x}.
+
+    Empty maps and nulls are left out: to Helm they set nothing (`--set key=null` deletes the key).
+    """
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping):
             flat.update(flatten(value, f"{path}."))
-        else:
+        elif value is not None:
             flat[path] = value
     return flat
 

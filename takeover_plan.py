@@ -239,6 +239,7 @@ def _is_metallb_release(release: HelmRelease, workloads: Sequence[Workload]) -> 
 # What chart 0.14.3 does with a value nobody set, for the values the stack sets, and the stack's key.
 CHART_DEFAULTS = {"speaker.frr.enabled": True}
 STACK_KEYS = {"speaker.frr.enabled": "metallb.frrEnabled"}
+NAME_OVERRIDES = ("fullnameOverride", "nameOverride")
 
 
 def _values_refusal(release: HelmRelease, intent: StackIntent) -> str | None:
@@ -247,7 +248,8 @@ def _values_refusal(release: HelmRelease, intent: StackIntent) -> str | None:
     Server-side apply never removes fields another manager (here Helm) owns: FRR containers of a release
     with FRR on, say, would stay in a DaemonSet the stack declares without them.
     """
-    given = {**CHART_DEFAULTS, **release.values}
+    # Name overrides are refused on their own (see _helm_refusals); no upgrade advice fits them.
+    given = {**CHART_DEFAULTS, **{k: v for k, v in release.values.items() if k not in NAME_OVERRIDES}}
     wanted = {**CHART_DEFAULTS, **intent.chart_values}
     differing = sorted(path for path in given.keys() | wanted.keys() if given.get(path) != wanted.get(path))
     if not differing:

@@ -373,3 +373,23 @@ def test_leftovers_of_an_uninstalled_metallb_need_the_opt_in():
     result = plan(config(adoptExisting=True), survey(*leftovers))
     assert not result.refused
     assert result.summary == "no MetalLB runs (but MetalLB objects are left from an earlier install)"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"speaker": {"frr": {"enabled": False}, "tolerations": None}},
+        {"speaker": {"frr": {"enabled": False}}, "controller": {}},
+    ],
+    ids=["a value set to null", "an empty map"],
+)
+def test_values_that_set_nothing_are_not_held_against_a_release(values):
+    result = plan(config(adoptExisting=True), survey(*installs.chart_install(values=values)))
+    assert not result.refused, result.refusals
+
+
+def test_a_release_that_renames_its_objects_is_refused_once_not_twice():
+    values = {**installs.STACK_VALUES, "fullnameOverride": "edge-lb"}
+    result = plan(config(adoptExisting=True), survey(*installs.chart_install(values=values)))
+    assert len(result.refusals) == 1
+    assert "renames the chart's objects (fullnameOverride=edge-lb)" in result.refusals[0]
