@@ -67,7 +67,7 @@ def _native(resource: str, kind: str, name: str, namespaced: bool = True, **labe
 
 
 # The native manifest's own objects, each with the labels it carries there. The chart's counterparts are
-# named metallb-*; scripts/retire-runbook-metallb.sh removes exactly these.
+# named metallb-*; scripts/take-over-metallb.sh removes exactly these.
 NATIVE_OBJECTS = (
     _native("deployments.apps", "Deployment", "controller", app="metallb", component="controller"),
     _native("daemonsets.apps", "DaemonSet", "speaker", app="metallb", component="speaker"),

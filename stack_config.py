@@ -784,7 +784,13 @@ def load_stack_file_config(project_dir: Path, stack: str) -> StackConfig:
     """A stack's configuration read from its file, outside a Pulumi run (tools, not the program).
 
     Encrypted values are left out: they need the passphrase, and no tool outside the program needs them.
+    A stack without a file is a ConfigError that lists the stacks there are.
     """
+    known = stack_names(project_dir)
+    if stack not in known:
+        raise ConfigError(
+            f"no stack {stack!r}: there is no Pulumi.{stack}.yaml (stacks: {', '.join(known) or 'none'})"
+        )
     namespace = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
     prefix = f"{namespace}:"
     values = {

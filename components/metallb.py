@@ -112,27 +112,17 @@ def webhook_gate_command(args: MetalLBArgs) -> str:
     )
 
 
-def runbook_command(args: MetalLBArgs, stage: str) -> str:
-    """scripts/retire-runbook-metallb.sh at one stage: `webhook-entry` or `handover`."""
+def takeover_command(args: MetalLBArgs, stage: str, *extra: str) -> str:
+    """scripts/take-over-metallb.sh at one stage: `webhook-entry`, `handover` or `forget-helm-release`."""
     return script_command(
-        "retire-runbook-metallb.sh",
+        "take-over-metallb.sh",
         stage,
         *kubectl_target(args.kube_context, args.kubeconfig),
         "--namespace",
         args.namespace,
         "--timeout",
         str(args.chart.webhook_timeout_seconds),
-    )
-
-
-def forget_helm_release_command(args: MetalLBArgs) -> str:
-    return script_command(
-        "forget-helm-release.sh",
-        *kubectl_target(args.kube_context, args.kubeconfig),
-        "--namespace",
-        args.namespace,
-        "--release",
-        RELEASE_NAME,
+        *extra,
     )
 
 
@@ -174,7 +164,7 @@ class MetalLB(pulumi.ComponentResource):
         handover = (
             command.local.Command(
                 resource_names.runbook_handover(name),
-                create=runbook_command(args, "handover"),
+                create=takeover_command(args, "handover"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
             if args.adopt_existing
@@ -185,7 +175,7 @@ class MetalLB(pulumi.ComponentResource):
         webhook_entry = (
             command.local.Command(
                 resource_names.runbook_webhook_entry(name),
-                create=runbook_command(args, "webhook-entry"),
+                create=takeover_command(args, "webhook-entry"),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             if args.adopt_existing
@@ -205,7 +195,7 @@ class MetalLB(pulumi.ComponentResource):
         forget_release = (
             command.local.Command(
                 resource_names.helm_release_record(name),
-                create=forget_helm_release_command(args),
+                create=takeover_command(args, "forget-helm-release", "--release", RELEASE_NAME),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]),
             )
             if args.adopt_existing

@@ -91,15 +91,15 @@ def test_the_handover_runs_beside_the_chart_and_before_the_gate(takeover):
 def test_the_handover_targets_the_stacks_cluster(takeover):
     create = takeover.one(COMMAND, "metallb-runbook-handover").inputs["create"]
     assert (
-        "retire-runbook-metallb.sh handover --context kind-macula-dev --namespace metallb-system "
+        "take-over-metallb.sh handover --context kind-macula-dev --namespace metallb-system "
         "--timeout 300" in create
     )
     entry = takeover.one(COMMAND, "metallb-runbook-webhook-entry").inputs["create"]
-    assert "retire-runbook-metallb.sh webhook-entry --context kind-macula-dev" in entry
+    assert "take-over-metallb.sh webhook-entry --context kind-macula-dev" in entry
     forget = takeover.one(COMMAND, "metallb-forget-helm-release").inputs["create"]
     assert (
-        "forget-helm-release.sh --context kind-macula-dev --namespace metallb-system --release metallb"
-        in forget
+        "take-over-metallb.sh forget-helm-release --context kind-macula-dev --namespace metallb-system "
+        "--timeout 300 --release metallb" in forget
     )
 
 

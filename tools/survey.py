@@ -23,7 +23,6 @@ import yaml
 
 from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError
 from metallb_survey import survey_cluster
-from project_files import stack_names
 from stack_config import ConfigError, load_stack_file_config
 from takeover_plan import plan_takeover, stack_intent
 
@@ -58,14 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    known = stack_names(args.project_dir)
-    if args.stack not in known:
-        print(
-            f"survey: no stack {args.stack!r}: there is no Pulumi.{args.stack}.yaml "
-            f"(stacks: {', '.join(known) or 'none'})",
-            file=sys.stderr,
-        )
-        return 2
     try:
         config = load_stack_file_config(args.project_dir, args.stack)
     except ConfigError as error:

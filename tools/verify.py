@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError, kubectl_get
-from project_files import stack_names
 from stack_config import (
     AdvertisementConfig,
     BootstrapConfig,
@@ -784,14 +783,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    known = stack_names(args.project_dir)
-    if args.stack not in known:
-        print(
-            f"no stack {args.stack!r}: there is no Pulumi.{args.stack}.yaml "
-            f"(stacks: {', '.join(known) or 'none'})",
-            file=sys.stderr,
-        )
-        return 2
     try:
         config = load_stack_file_config(args.project_dir, args.stack)
     except ConfigError as error:

@@ -1,7 +1,7 @@
-"""scripts/retire-runbook-metallb.sh, the takeover's two steps, run as Pulumi runs them: the exact command
+"""scripts/take-over-metallb.sh, the takeover's three steps, run as Pulumi runs them: the exact command
 text under /bin/sh -c, with a real kubectl against a fake API server that holds the runbook's install
-and, for the handover, the chart's objects as the chart's install leaves them while the handover runs
-(the chart's speakers cannot start while the runbook's hold the host ports)."""
+(and, for the handover, the chart's objects as the chart's install leaves them while the handover runs:
+the chart's speakers cannot start while the runbook's hold the host ports), or a Helm release."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from components.metallb import MetalLBArgs, runbook_command
+from components.metallb import RELEASE_NAME, MetalLBArgs, takeover_command
 from metallb_survey import NATIVE_MEMBERLIST_SECRET, NATIVE_OBJECTS, SHARED_OBJECTS, ObjectRef
 from stack_config import ChartConfig
 from tests import metallb_installs as installs
@@ -117,7 +117,8 @@ def cluster(*, speakers_start: bool = True, chart_controller_ready: bool = True)
 
 
 def command(stage: str, context: str = "kind-macula-dev") -> str:
-    return runbook_command(
+    """The command text the program gives the stage's local.Command."""
+    return takeover_command(
         MetalLBArgs(
             chart=ChartConfig(webhook_timeout_seconds=20),
             kube_context=context,
@@ -126,6 +127,7 @@ def command(stage: str, context: str = "kind-macula-dev") -> str:
             adopt_existing=True,
         ),
         stage,
+        *(["--release", RELEASE_NAME] if stage == "forget-helm-release" else []),
     )
 
 
@@ -434,12 +436,12 @@ def test_an_unreachable_cluster_fails_at_the_deadline_having_removed_nothing():
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("stage", ["handover", "webhook-entry"])
+@pytest.mark.parametrize("stage", ["handover", "webhook-entry", "forget-helm-release"])
 def test_help_works_as_pulumi_runs_the_script(stage):
     result = run(stage, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(
-        "Usage: retire-runbook-metallb.sh webhook-entry|handover --context CONTEXT"
+        "Usage: take-over-metallb.sh webhook-entry|handover|forget-helm-release --context CONTEXT"
     )
 
 
@@ -454,6 +456,7 @@ def test_help_works_as_pulumi_runs_the_script(stage):
         (("--context", "--namespace"), "--context needs a context name"),
         (("webhook-entry",), "one stage only, got 'handover' and 'webhook-entry'"),
         (("--bogus",), "unknown argument: --bogus"),
+        (("--release", "Bad_Name"), "--release must be a Helm release name, got 'Bad_Name'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args, message):
@@ -467,3 +470,60 @@ def test_a_leading_zero_is_decimal_not_octal():
     with fake_cluster(api=api):
         result = handover("--timeout", "010", "--interval", "01")
     assert result.returncode == 0, result.stderr
+
+
+# --- forget-helm-release, after the chart ----------------------------------------------------------------
+
+
+def helm_cluster() -> FakeKubeApi:
+    other = installs.helm_record("ingress", 4)
+    return FakeKubeApi([*installs.chart_install(), other])
+
+
+def test_removes_the_release_records_and_nothing_else():
+    api = helm_cluster()
+    objects_before = {key for key in api.objects if "sh.helm.release" not in key[2]}
+    with fake_cluster(api=api):
+        result = run("forget-helm-release", context="beam00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "forgot secret/sh.helm.release.v1.metallb.v1",
+        "forgot secret/sh.helm.release.v1.metallb.v2",
+        "forgot Helm release metallb in metallb-system: 2 records removed; its objects stay, now the stack's",
+    ]
+    assert api.names("Secret", NS) >= {"sh.helm.release.v1.ingress.v4", "webhook-server-cert"}
+    assert not {name for name in api.names("Secret", NS) if name.startswith("sh.helm.release.v1.metallb")}
+    assert {key for key in api.objects if "sh.helm.release" not in key[2]} == objects_before
+
+
+def test_records_in_configmaps_go_too():
+    record = installs.helm_record("metallb", 1)
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {**record["metadata"]},
+        "data": {"release": "eA=="},
+    }
+    api = FakeKubeApi([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, configmap])
+    with fake_cluster(api=api):
+        result = run("forget-helm-release", context="beam00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "forgot configmap/sh.helm.release.v1.metallb.v1"
+    assert api.names("ConfigMap", NS) == set()
+
+
+def test_without_a_release_there_is_nothing_to_forget():
+    with fake_cluster(installs.runbook_install()):
+        result = run("forget-helm-release", context="beam00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "no Helm release metallb in metallb-system (context beam00): nothing to forget\n"
+
+
+def test_records_that_cannot_be_listed_fail_the_step():
+    api = helm_cluster()
+    api.forbid("LIST", "secrets", NS)
+    with fake_cluster(api=api):
+        result = run("forget-helm-release", context="beam00")
+    assert result.returncode == 1
+    assert "could not look for the secrets holding Helm's records of release metallb" in result.stderr
+    assert result.stdout == ""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Hands a cluster's MetalLB over from the runbook's native-manifest install to the chart's, keeping the
-# gap in ARP answers as short as the handover allows. Two stages, each a step of `pulumi up` of a stack
-# with adoptExisting:
+# Takes a cluster's MetalLB over from the runbook's native-manifest install, or from a Helm release, to
+# the chart's that the stack installs, keeping the gap in ARP answers as short as the handover allows.
+# Three stages, each a step of `pulumi up` of a stack with adoptExisting:
 #
 # webhook-entry, before the chart is applied: removes the manifest's BGPPeer webhook entry
 #   (bgppeersvalidationwebhook.metallb.io; the chart's is bgppeervalidationwebhook.metallb.io) from the
@@ -33,18 +33,24 @@
 # selector). Never the namespace, the CRDs, custom resources, or anything else. Without a runbook
 # install it removes nothing, so running it again is harmless.
 #
-# Usage: retire-runbook-metallb.sh webhook-entry|handover --context CONTEXT [--kubeconfig FILE]
-#            [--namespace NAMESPACE] [--timeout SECONDS] [--speaker-timeout SECONDS]
-#            [--interval SECONDS] [--request-timeout SECONDS]
-# stdout: "removed KIND/NAME" for each object removed, then one summary line. Exit 0 done, 1 when a step
-# failed or did not finish in time, 2 on bad arguments.
+# forget-helm-release, once the chart owns the release's objects: removes Helm's records of the release
+#   (Secrets of type helm.sh/release.v1, and ConfigMaps for Helm's configmap driver, labelled
+#   owner=helm,name=RELEASE), so that helm no longer believes it owns them: a `helm uninstall` would
+#   otherwise delete what the stack manages, CRDs and pools included. The objects stay as they are.
+#
+# Usage: take-over-metallb.sh webhook-entry|handover|forget-helm-release --context CONTEXT
+#            [--kubeconfig FILE] [--namespace NAMESPACE] [--release NAME] [--timeout SECONDS]
+#            [--speaker-timeout SECONDS] [--interval SECONDS] [--request-timeout SECONDS]
+# stdout: "removed KIND/NAME" (or "forgot KIND/NAME") for each object removed, then one summary line.
+# Exit 0 done, 1 when a step failed or did not finish in time, 2 on bad arguments.
 set -euo pipefail
 
-readonly self=retire-runbook-metallb
+readonly self=take-over-metallb
 stage=""
 context=""
 kubeconfig=""
 namespace=metallb-system
+release=metallb
 timeout=300
 speaker_timeout=120
 interval=2
@@ -52,19 +58,21 @@ request_timeout=20
 
 usage() {
   cat <<'EOF'
-Usage: retire-runbook-metallb.sh webhook-entry|handover --context CONTEXT [--kubeconfig FILE]
-           [--namespace NAMESPACE] [--timeout SECONDS] [--speaker-timeout SECONDS]
-           [--interval SECONDS] [--request-timeout SECONDS]
-Hands MetalLB over from the runbook's native-manifest install to the chart's.
-  webhook-entry      before the chart: remove the runbook's BGPPeer webhook entry from the shared
-                     webhook configuration
-  handover           beside the chart: park the runbook's controller and speakers as the chart's come
-                     up, then remove the runbook's objects; undo the parking if the chart's never get ready
-  --timeout          seconds each wait for the chart may take (default 300, 1 to 3600)
-  --speaker-timeout  seconds the speakers may take, which no speaker answers ARP in (default 120, 10 to 3600)
-  --interval         seconds between two looks at the cluster (default 2, 1 to 60)
-  --request-timeout  seconds one kubectl call may take (default 20, 1 to 300)
-stdout: "removed KIND/NAME" per object removed, then a summary. Exit 0 done, 1 failed, 2 bad arguments.
+Usage: take-over-metallb.sh webhook-entry|handover|forget-helm-release --context CONTEXT
+           [--kubeconfig FILE] [--namespace NAMESPACE] [--release NAME] [--timeout SECONDS]
+           [--speaker-timeout SECONDS] [--interval SECONDS] [--request-timeout SECONDS]
+Takes MetalLB over from the runbook's native-manifest install, or a Helm release, to the chart's.
+  webhook-entry        before the chart: remove the runbook's BGPPeer webhook entry from the shared
+                       webhook configuration
+  handover             beside the chart: park the runbook's controller and speakers as the chart's come
+                       up, then remove the runbook's objects; undo the parking if the chart's never get ready
+  forget-helm-release  after the chart: remove Helm's records of release --release (default metallb)
+  --timeout            seconds each wait for the chart may take (default 300, 1 to 3600)
+  --speaker-timeout    seconds the speakers may take, which no speaker answers ARP in (default 120, 10 to 3600)
+  --interval           seconds between two looks at the cluster (default 2, 1 to 60)
+  --request-timeout    seconds one kubectl call may take (default 20, 1 to 300)
+stdout: "removed KIND/NAME" or "forgot KIND/NAME" per object removed, then a summary. Exit 0 done,
+1 failed, 2 bad arguments.
 EOF
 }
 
@@ -88,17 +96,18 @@ bounded() {
 
 while (($# > 0)); do
   case $1 in
-    webhook-entry | handover)
+    webhook-entry | handover | forget-helm-release)
       [[ -z $stage ]] || die "one stage only, got '$stage' and '$1'"
       stage=$1
       shift
       ;;
-    --context | --kubeconfig | --namespace | --timeout | --speaker-timeout | --interval | --request-timeout)
+    --context | --kubeconfig | --namespace | --release | --timeout | --speaker-timeout | --interval | --request-timeout)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
         --context) context=$2 ;;
         --kubeconfig) kubeconfig=$2 ;;
         --namespace) namespace=$2 ;;
+        --release) release=$2 ;;
         --timeout) timeout=$2 ;;
         --speaker-timeout) speaker_timeout=$2 ;;
         --interval) interval=$2 ;;
@@ -114,9 +123,10 @@ while (($# > 0)); do
   esac
 done
 
-[[ -n $stage ]] || die "the first argument must be the stage: webhook-entry or handover"
+[[ -n $stage ]] || die "the first argument must be the stage: webhook-entry, handover or forget-helm-release"
 [[ -n $context && $context != -* ]] || die "--context needs a context name"
 [[ -n $namespace && $namespace != -* ]] || die "--namespace needs a namespace name"
+[[ $release =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "--release must be a Helm release name, got '$release'"
 timeout=$(bounded --timeout "$timeout" 1 3600)
 speaker_timeout=$(bounded --speaker-timeout "$speaker_timeout" 10 3600)
 interval=$(bounded --interval "$interval" 1 60)
@@ -143,6 +153,32 @@ if [[ $stage == webhook-entry ]]; then
     -p "{\"webhooks\":[{\"name\":\"$stale_webhook\",\"\$patch\":\"delete\"}]}" >/dev/null ||
     fail "could not remove webhook $stale_webhook from metallb-webhook-configuration"
   echo "removed webhook $stale_webhook from validatingwebhookconfiguration.admissionregistration.k8s.io/metallb-webhook-configuration"
+  exit 0
+fi
+
+if [[ $stage == forget-helm-release ]]; then
+  records="owner=helm,name=$release"
+  forgotten=0
+  for kind in secrets configmaps; do
+    selectors=(-l "$records")
+    [[ $kind == configmaps ]] || selectors+=(--field-selector type=helm.sh/release.v1)
+    found=$(k get "$kind" -n "$namespace" "${selectors[@]}" -o name) ||
+      fail "could not look for the $kind holding Helm's records of release $release in $namespace"
+    while read -r record; do
+      [[ -n $record ]] || continue
+      k delete "$record" -n "$namespace" --wait=false >/dev/null || fail "could not remove $record"
+      echo "forgot $record"
+      forgotten=$((forgotten + 1))
+    done <<<"$found"
+  done
+  left=$(k get secrets,configmaps -n "$namespace" -l "$records" -o name) ||
+    fail "could not check that Helm's records of release $release are gone"
+  [[ -z $left ]] || fail "Helm's records of release $release are still there: $left"
+  if ((forgotten == 0)); then
+    echo "no Helm release $release in $namespace (context $context): nothing to forget"
+  else
+    echo "forgot Helm release $release in $namespace: $forgotten records removed; its objects stay, now the stack's"
+  fi
   exit 0
 fi
 
