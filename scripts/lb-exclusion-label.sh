@@ -47,17 +47,26 @@ command -v kubectl >/dev/null 2>&1 || die "kubectl is not on PATH"
 kubectl_args=(--context "$context")
 [[ -z $kubeconfig ]] || kubectl_args+=(--kubeconfig "$kubeconfig")
 
-# Prints "present=VALUE" when the label is there (kubeadm's value is empty), nothing when it is not.
+# Every kubectl call has its own timeout; stdout is read as data, stderr is left to people.
+kubectl_args+=(--request-timeout 20s)
+
+fail() {
+  echo "$self: $*" >&2
+  exit 1
+}
+
+# Prints "node", then " present=VALUE" when the label is there (kubeadm's value is empty); prints
+# nothing when the node does not exist. Non-zero when kubectl could not ask.
 label_state() {
-  kubectl "${kubectl_args[@]}" get node "$node" -o go-template="{{range \$k, \$v := .metadata.labels}}{{if eq \$k \"$label\"}}present={{\$v}}{{end}}{{end}}"
+  kubectl "${kubectl_args[@]}" get node "$node" --ignore-not-found \
+    -o go-template="node{{range \$k, \$v := .metadata.labels}}{{if eq \$k \"$label\"}} present={{\$v}}{{end}}{{end}}"
 }
 
 case $action in
   remove)
-    if ! state=$(label_state 2>&1); then
-      die "cannot read node $node in context $context: $state"
-    fi
-    if [[ $state != present=* ]]; then
+    state=$(label_state) || fail "cannot read node $node in context $context (kubectl said why, above)"
+    [[ -n $state ]] || fail "node $node does not exist in context $context"
+    if [[ $state != *" present="* ]]; then
       if [[ $previous == removed:* ]]; then
         echo "$previous"
       else
@@ -65,19 +74,27 @@ case $action in
       fi
       exit 0
     fi
-    kubectl "${kubectl_args[@]}" label node "$node" "$label-" >&2
-    echo "removed:${state#present=}"
+    kubectl "${kubectl_args[@]}" label node "$node" "$label-" >&2 || fail "could not take $label off $node"
+    after=$(label_state) || fail "could not check that $label is off $node"
+    [[ $after != *" present="* ]] || fail "$label is still on $node"
+    echo "removed:${state#* present=}"
     ;;
   restore)
     if [[ $previous != removed:* ]]; then
       echo "$self: $label on $node was not removed by this stack; leaving it as it is" >&2
       exit 0
     fi
-    if ! kubectl "${kubectl_args[@]}" get node "$node" -o name >/dev/null 2>&1; then
+    # Only the API server's NotFound means the node is gone; not reaching it keeps the record for a retry.
+    found=$(kubectl "${kubectl_args[@]}" get node "$node" --ignore-not-found -o name) ||
+      fail "cannot reach context $context to put $label back on $node; run destroy again once it answers"
+    if [[ -z $found ]]; then
       echo "$self: node $node is gone from context $context; nothing to restore" >&2
       exit 0
     fi
-    kubectl "${kubectl_args[@]}" label node "$node" "$label=${previous#removed:}" --overwrite >&2
+    kubectl "${kubectl_args[@]}" label node "$node" "$label=${previous#removed:}" --overwrite >&2 ||
+      fail "could not put $label back on $node"
+    after=$(label_state) || fail "could not check that $label is back on $node"
+    [[ $after == *" present=${previous#removed:}" ]] || fail "$label is not back on $node"
     echo "restored"
     ;;
 esac

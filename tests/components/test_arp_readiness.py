@@ -1,25 +1,24 @@
-"""The kubectl scripts behind ArpReadiness, run from the exact command text the program declares.
+"""The strictARP script behind ArpReadiness, run from the exact command text the program declares.
 
-No cluster can run here, so a stand-in `kubectl` keeps one node's labels and the kube-proxy ConfigMap
-in files and answers the handful of calls the scripts make the way kubectl does.
+A stand-in `kubectl` keeps the kube-proxy ConfigMap in a file and answers the handful of calls the
+script makes the way kubectl does. (The exclusion-label script runs against a real kubectl and a fake
+API server: tests/scripts/test_lb_exclusion_label.py.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from components.arp_readiness import ArpReadinessArgs, exclusion_commands, strict_arp_command
+from components.arp_readiness import ArpReadinessArgs, strict_arp_command
 
-LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 NODE = "macula-dev-control-plane"
 
 FAKE_KUBECTL = r"""#!/usr/bin/env python3
-import json, os, re, sys
+import os, sys
 state_dir = os.environ["FAKE_CLUSTER"]
 args = sys.argv[1:]
 with open(os.path.join(state_dir, "calls"), "a") as calls:
@@ -28,38 +27,9 @@ assert args[:2] == ["--context", "kind-macula-dev"], args
 args = args[2:]
 if args[:2] == ["-n", "kube-system"]:
     args = args[2:]
-labels_file = os.path.join(state_dir, "labels.json")
 configmap_file = os.path.join(state_dir, "kube-proxy.yaml")
 
-def labels():
-    with open(labels_file) as f:
-        return json.load(f)
-
-def node_missing(name):
-    if not os.path.exists(labels_file):
-        sys.exit(f'Error from server (NotFound): nodes "{name}" not found')
-
-if args[:2] == ["get", "node"]:
-    node_missing(args[2])
-    if args[3:] == ["-o", "name"]:
-        print(f"node/{args[2]}")
-    else:
-        label = re.search(r'eq \$k "([^"]+)"', args[4]).group(1)
-        if label in labels():
-            print(f"present={labels()[label]}", end="")
-elif args[:2] == ["label", "node"]:
-    node_missing(args[2])
-    current = labels()
-    key, _, value = args[3].partition("=")
-    if args[3].endswith("-"):
-        current.pop(args[3][:-1], None)
-        print(f"node/{args[2]} unlabeled")
-    else:
-        current[key] = value
-        print(f"node/{args[2]} labeled")
-    with open(labels_file, "w") as f:
-        json.dump(current, f)
-elif args[:3] == ["get", "configmap", "kube-proxy"]:
+if args[:3] == ["get", "configmap", "kube-proxy"]:
     if not os.path.exists(configmap_file):
         sys.exit('Error from server (NotFound): configmaps "kube-proxy" not found')
     print(open(configmap_file).read(), end="")
@@ -109,13 +79,6 @@ class FakeCluster:
             cluster_identity="uid",
         )
 
-    def set_labels(self, labels: dict[str, str]) -> None:
-        (self.root / "labels.json").write_text(json.dumps(labels))
-
-    def labels(self) -> dict[str, str]:
-        loaded: dict[str, str] = json.loads((self.root / "labels.json").read_text())
-        return loaded
-
     def calls(self) -> list[str]:
         path = self.root / "calls"
         return path.read_text().splitlines() if path.exists() else []
@@ -133,55 +96,6 @@ class FakeCluster:
 @pytest.fixture
 def cluster(tmp_path: Path) -> FakeCluster:
     return FakeCluster(tmp_path)
-
-
-def test_remove_takes_kubeadms_empty_label_off_and_says_so(cluster):
-    cluster.set_labels({LABEL: "", "kubernetes.io/hostname": NODE})
-    create, _ = exclusion_commands(cluster.args, NODE)
-    result = cluster.run(create)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "removed:\n"
-    assert cluster.labels() == {"kubernetes.io/hostname": NODE}
-
-
-def test_remove_on_a_node_without_the_label_changes_nothing(cluster):
-    cluster.set_labels({"kubernetes.io/hostname": NODE})
-    create, _ = exclusion_commands(cluster.args, NODE)
-    result = cluster.run(create)
-    assert (result.returncode, result.stdout) == (0, "absent\n")
-    assert not [call for call in cluster.calls() if call.startswith("--context kind-macula-dev label")]
-
-
-def test_destroy_puts_back_exactly_what_was_removed(cluster):
-    cluster.set_labels({LABEL: "true"})
-    create, delete = exclusion_commands(cluster.args, NODE)
-    removed = cluster.run(create).stdout.strip()
-    assert removed == "removed:true"
-    result = cluster.run(delete, previous_stdout=removed)
-    assert result.returncode == 0, result.stderr
-    assert cluster.labels() == {LABEL: "true"}
-
-
-def test_destroy_leaves_a_label_it_never_removed_alone(cluster):
-    cluster.set_labels({})
-    _, delete = exclusion_commands(cluster.args, NODE)
-    result = cluster.run(delete, previous_stdout="absent")
-    assert result.returncode == 0
-    assert cluster.labels() == {}
-
-
-def test_destroy_after_the_cluster_is_gone_succeeds(cluster):
-    _, delete = exclusion_commands(cluster.args, NODE)
-    result = cluster.run(delete, previous_stdout="removed:")
-    assert result.returncode == 0
-    assert "is gone" in result.stderr
-
-
-def test_remove_on_a_missing_node_fails_naming_it(cluster):
-    create, _ = exclusion_commands(cluster.args, NODE)
-    result = cluster.run(create)
-    assert result.returncode == 2
-    assert f"cannot read node {NODE} in context kind-macula-dev" in result.stderr
 
 
 def test_strict_arp_is_turned_on_and_kube_proxy_restarted(cluster):
@@ -219,17 +133,6 @@ def test_strict_arp_without_the_setting_fails_clearly(cluster):
     result = cluster.run(strict_arp_command(cluster.args))
     assert result.returncode == 2
     assert "no 'strictARP:' setting" in result.stderr
-
-
-def test_a_rerun_remembers_a_label_an_earlier_run_removed(cluster):
-    """pulumi-command re-runs create on any input change and keeps only the latest output."""
-    cluster.set_labels({LABEL: ""})
-    create, delete = exclusion_commands(cluster.args, NODE)
-    first = cluster.run(create).stdout.strip()
-    rerun = cluster.run(create, previous_stdout=first)
-    assert (first, rerun.stdout.strip()) == ("removed:", "removed:")
-    cluster.run(delete, previous_stdout=rerun.stdout.strip())
-    assert cluster.labels() == {LABEL: ""}
 
 
 def test_strict_arp_is_turned_off_again_when_kube_proxy_cannot_restart(cluster):
