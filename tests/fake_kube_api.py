@@ -14,6 +14,8 @@ cluster. Faults:
 
 Deleting an object also deletes its dependents (ownerReferences), as the garbage collector would.
 
+A write (PUT, PATCH) dates its writer's managedFields entry, and a PUT must carry the current
+resourceVersion, as on a real server.
 `requests` records every (method, path) for the tests to assert on; `on_change` lets a test play a
 controller (say, make the chart's speakers ready once the runbook's are gone): each hook gets the API,
 the method (DELETE or PATCH) and the object as it was before.
@@ -26,6 +28,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -174,6 +177,8 @@ class FakeKubeApi:
         self.broken_discovery = False
         self.forbidden: set[tuple[str, str, str | None]] = set()
         self.on_change: list[Callable[[FakeKubeApi, str, dict[str, Any]], None]] = []
+        # The API server's clock, which tests may move.
+        self.clock: Callable[[], float] = time.time
         self._resource_version = 1000
         self.add(*objects)
 
@@ -382,17 +387,45 @@ class FakeKubeApi:
                 for hook in self.on_change:
                     hook(self, method, obj)
                 return 200, obj
+            if method == "PUT":
+                replacement = json.loads(body or b"{}")
+                sent = replacement.get("metadata", {}).get("resourceVersion")
+                if sent and sent != obj["metadata"]["resourceVersion"]:
+                    return 409, status(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {resource_type.plural} "{name}": the object has '
+                        "been modified; please apply your changes to the latest version and try again",
+                    )
+                replacement["metadata"] = {
+                    **replacement.get("metadata", {}),
+                    "uid": obj["metadata"]["uid"],
+                    "creationTimestamp": obj["metadata"].get("creationTimestamp"),
+                }
+                self.objects[key] = replacement
+                self._touch(replacement, query.get("fieldManager", ["kubectl-replace"])[0])
+                for hook in self.on_change:
+                    hook(self, method, obj)
+                return 200, replacement
             if method == "PATCH":
                 patch = json.loads(body or b"{}")
                 if not isinstance(patch, dict):
                     return 415, status(415, "UnsupportedMediaType", "the fake API applies merge patches only")
                 strategic = content_type.startswith("application/strategic-merge-patch")
                 self.objects[key] = _merge_patch(obj, patch, strategic=strategic)
-                self.objects[key]["metadata"]["resourceVersion"] = self._next_version()
+                self._touch(self.objects[key], query.get("fieldManager", ["kubectl-patch"])[0])
                 for hook in self.on_change:
                     hook(self, method, obj)
                 return 200, self.objects[key]
             return 405, status(405, "MethodNotAllowed", f"{method} is not served by the fake API")
+
+    def _touch(self, obj: dict[str, Any], manager: str) -> None:
+        """A write: a new resourceVersion, and the writer's entry in managedFields dated now."""
+        metadata = obj["metadata"]
+        metadata["resourceVersion"] = self._next_version()
+        entries = [entry for entry in metadata.get("managedFields") or [] if entry.get("manager") != manager]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        metadata["managedFields"] = [*entries, {"manager": manager, "operation": "Update", "time": now}]
 
     def _collect_garbage(self, owner_uid: str, delete_options: bytes) -> None:
         """What the garbage collector does after a delete: dependents go too, unless orphaned."""
@@ -453,6 +486,9 @@ class FakeKubeApi:
 
             def do_POST(self) -> None:
                 self._answer("POST")
+
+            def do_PUT(self) -> None:
+                self._answer("PUT")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
