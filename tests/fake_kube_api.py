@@ -73,6 +73,7 @@ BUILT_IN_TYPES = (
     ResourceType(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
     ),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
     ResourceType(
         "admissionregistration.k8s.io",
         "v1",
@@ -177,6 +178,8 @@ class FakeKubeApi:
         self.broken_discovery = False
         self.forbidden: set[tuple[str, str, str | None]] = set()
         self.on_change: list[Callable[[FakeKubeApi, str, dict[str, Any]], None]] = []
+        # How many more times MetalLB's webhook fails (connection refused) before it serves.
+        self.webhook_failures = 0
         # The API server's clock, which tests may move.
         self.clock: Callable[[], float] = time.time
         self._resource_version = 1000
@@ -365,6 +368,10 @@ class FakeKubeApi:
                 )
             key_type = self._type_key(resource_type)
             if name is None:
+                if method == "POST" and resource_type.plural == "selfsubjectaccessreviews":
+                    return self._review_access(body)
+                if method == "POST":
+                    return self._create(resource_type, namespace, json.loads(body or b"{}"), query)
                 if method != "GET":
                     return 405, status(405, "MethodNotAllowed", f"{method} on a collection is not served")
                 return 200, self._list(resource_type, key_type, namespace, query)
@@ -418,6 +425,45 @@ class FakeKubeApi:
                     hook(self, method, obj)
                 return 200, self.objects[key]
             return 405, status(405, "MethodNotAllowed", f"{method} is not served by the fake API")
+
+    def _review_access(self, body: bytes) -> tuple[int, Any]:
+        """`kubectl auth can-i`: kubectl sends the review as protobuf, so the verb and resource are found
+        as the strings in it; the answer is JSON, which kubectl reads too."""
+        verbs = {"POST": b"create", "DELETE": b"delete", "PATCH": b"patch", "GET": b"get", "LIST": b"list"}
+        allowed = not any(
+            verbs.get(verb, b"?") in body and plural.encode() in body for verb, plural, _ in self.forbidden
+        )
+        return 201, {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {},
+            "spec": {},
+            "status": {"allowed": allowed},
+        }
+
+    def _create(
+        self,
+        resource_type: ResourceType,
+        namespace: str | None,
+        obj: dict[str, Any],
+        query: dict[str, list[str]],
+    ) -> tuple[int, Any]:
+        """POST: MetalLB objects go through its webhook, which fails `webhook_failures` more times before
+        it serves; a dry run stores nothing."""
+        if resource_type.group == "metallb.io" and self.webhook_failures > 0:
+            self.webhook_failures -= 1
+            return 500, status(
+                500,
+                "InternalError",
+                "Internal error occurred: failed calling webhook "
+                f'"{resource_type.kind.lower()}validationwebhook.metallb.io": failed to call webhook: Post '
+                '"https://metallb-webhook-service.metallb-system.svc:443/validate": dial tcp 10.96.12.3:443: '
+                "connect: connection refused",
+            )
+        obj.setdefault("metadata", {}).setdefault("namespace", namespace)
+        if query.get("dryRun") != ["All"]:
+            self.add(obj)
+        return 201, obj
 
     def _touch(self, obj: dict[str, Any], manager: str) -> None:
         """A write: a new resourceVersion, and the writer's entry in managedFields dated now."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,3 +68,18 @@ def fake_cluster(
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def kubectl_minor_version() -> int:
+    """The client's minor version (32 for v1.32.4), or 0 when it does not say."""
+    result = subprocess.run(
+        [require_tool("kubectl"), "version", "--client", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        minor = json.loads(result.stdout)["clientVersion"]["minor"]
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return int("".join(ch for ch in str(minor) if ch.isdigit()) or 0)
