@@ -16,12 +16,20 @@ set -euo pipefail
 
 readonly self=lb-exclusion-label
 readonly label=node.kubernetes.io/exclude-from-external-load-balancers
-action=${1:-}
-shift || true
+action=""
 context=""
 kubeconfig=""
 node=""
 previous=${PULUMI_COMMAND_STDOUT:-}
+
+usage() {
+  cat <<'EOF'
+Usage: lb-exclusion-label.sh remove  --context CONTEXT --node NODE [--kubeconfig FILE]
+       lb-exclusion-label.sh restore --context CONTEXT --node NODE [--kubeconfig FILE] [--previous TEXT]
+remove takes node.kubernetes.io/exclude-from-external-load-balancers off NODE and prints "removed:VALUE"
+(or "absent"); restore puts it back only when TEXT (default $PULUMI_COMMAND_STDOUT) says remove took it.
+EOF
+}
 
 die() {
   echo "$self: $*" >&2
@@ -30,18 +38,32 @@ die() {
 
 while (($# > 0)); do
   case $1 in
+    remove | restore)
+      [[ -z $action ]] || die "one action only, got '$action' and '$1'"
+      action=$1
+      shift
+      ;;
     --context | --kubeconfig | --node | --previous)
       (($# >= 2)) || die "$1 needs a value"
-      declare "${1#--}=$2"
+      case $1 in
+        --context) context=$2 ;;
+        --kubeconfig) kubeconfig=$2 ;;
+        --node) node=$2 ;;
+        --previous) previous=$2 ;;
+      esac
       shift 2
       ;;
-    *) die "unknown argument: $1" ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
 
-[[ $action == remove || $action == restore ]] || die "the first argument must be remove or restore"
-[[ -n $context ]] || die "--context is required"
-[[ -n $node ]] || die "--node is required"
+[[ -n $action ]] || die "the first argument must be remove or restore"
+[[ -n $context && $context != -* ]] || die "--context needs a context name"
+[[ -n $node && $node != -* ]] || die "--node needs a node name"
 command -v kubectl >/dev/null 2>&1 || die "kubectl is not on PATH"
 
 kubectl_args=(--context "$context")

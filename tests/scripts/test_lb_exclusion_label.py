@@ -159,3 +159,26 @@ def test_remove_whose_label_change_is_denied_fails_and_says_so(api):
     assert result.returncode == 1
     assert f"could not take {LABEL} off {NODE}" in result.stderr
     assert result.stdout == ""
+
+
+def test_help_works_as_pulumi_runs_the_script():
+    create, _ = commands()
+    result = run(f"{create} --help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: lb-exclusion-label.sh remove  --context CONTEXT --node NODE")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("--node --context", "--node needs a node name"),
+        ("--context ''", "--context needs a context name"),
+        ("restore", "one action only, got 'remove' and 'restore'"),
+        ("--bogus", "unknown argument: --bogus"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(extra, message):
+    create, _ = commands()
+    result = run(f"{create} {extra}")
+    assert result.returncode == 2
+    assert message in result.stderr
