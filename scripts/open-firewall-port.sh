@@ -73,8 +73,9 @@ if ((EUID != 0)); then
   as_root=(sudo -n --)
 fi
 
-if ! output=$(${as_root[@]+"${as_root[@]}"} "${ufw[@]}" allow "$rule" 2>&1); then
-  die "ufw allow $rule failed: $(one_line "$output")"
+# ufw's stdout is what it did; its stderr (warnings, errors) goes to people as it is.
+if ! output=$(${as_root[@]+"${as_root[@]}"} "${ufw[@]}" allow "$rule"); then
+  die "ufw allow $rule failed (ufw said why, above)"
 fi
 printf '%s\n' "$output"
 case $output in
