@@ -392,8 +392,9 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
         workload = _workload(obj)
         if workload is not None:
             workloads.append(workload)
-        if found_object(obj).ref.namespace == namespace:
-            by_ref[found_object(obj).ref] = obj
+        ref = found_object(obj).ref
+        if ref.namespace == namespace:
+            by_ref[ref] = obj
 
     namespace_present = ObjectRef("Namespace", None, namespace) in by_ref
     in_namespace: list[dict[str, Any]] = []
@@ -452,7 +453,7 @@ def survey_cluster(kubectl: Kubectl) -> ClusterSurvey:
         *(workload.found.ref for workload in workloads),
         *record_refs,
     }
-    rest = [found_object(obj) for obj in in_namespace if found_object(obj).ref not in known_refs]
+    rest = [found for found in map(found_object, in_namespace) if found.ref not in known_refs]
     # What a MetalLB controller makes at run time (its memberlist Secret) is owned by its Deployment.
     native_workloads = {found.ref for found in native if found.ref.kind in ("Deployment", "DaemonSet")}
     native_dependents = tuple(found for found in rest if set(found.owners) & native_workloads)

@@ -317,8 +317,9 @@ def plan_takeover(intent: StackIntent, survey: ClusterSurvey) -> TakeoverPlan:
 
     # Who runs what.
     origins: dict[str, list[Workload]] = {}
+    native_refs = {found.ref for found in survey.native}
     for workload in survey.workloads:
-        origin = _origin(workload, intent, releases, {found.ref for found in survey.native})
+        origin = _origin(workload, intent, releases, native_refs)
         origins.setdefault(origin, []).append(workload)
     if not origins:
         plan.summary = "no MetalLB runs"
