@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,3 +83,18 @@ def kubectl_minor_version() -> int:
     except (ValueError, KeyError, TypeError):
         return 0
     return int("".join(ch for ch in str(minor) if ch.isdigit()) or 0)
+
+
+def run_local_command(
+    command: str, *extra: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Runs command text as pulumi-command's local provider does (/bin/sh -c), in this process's
+    environment (which fake_cluster points at its server) plus `env`. `extra` is appended as shell text."""
+    return subprocess.run(
+        ["/bin/sh", "-c", " ".join([command, *extra])],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -4,7 +4,6 @@ the DaemonSet controller when kube-proxy is restarted."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from components.arp_readiness import ArpReadinessArgs, strict_arp_command
 from tests.fake_kube_api import FakeKubeApi
-from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster, run_local_command
 
 NS = "kube-system"
 CONFIG = """apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -98,15 +97,7 @@ def run(*extra: str, context: str = "kind-macula-dev") -> subprocess.CompletedPr
             cluster_identity="uid",
         )
     )
-    # pulumi-command's local provider runs the text under /bin/sh -c.
-    return subprocess.run(
-        ["/bin/sh", "-c", " ".join([command, "--interval", "1", *extra])],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_local_command(command, "--interval", "1", *extra)
 
 
 @pytest.mark.parametrize("broken_discovery", [False, True], ids=["healthy", "broken aggregated API"])

@@ -4,7 +4,6 @@ kubectl against a fake API server on loopback: kubectl's warnings on stderr are 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from components.arp_readiness import ArpReadinessArgs, exclusion_commands
 from tests import metallb_installs as installs
 from tests.fake_kube_api import FakeKubeApi
-from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster, run_local_command
 
 LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 NODE = "macula-dev-control-plane"
@@ -31,13 +30,9 @@ def commands(context: str = "kind-macula-dev") -> tuple[str, str]:
 
 
 def run(command: str, previous_stdout: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if previous_stdout is not None:
-        env["PULUMI_COMMAND_STDOUT"] = previous_stdout
-    # pulumi-command's local provider runs the text under /bin/sh -c.
-    return subprocess.run(
-        ["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    # pulumi-command hands a command the output of its previous run in PULUMI_COMMAND_STDOUT.
+    env = {} if previous_stdout is None else {"PULUMI_COMMAND_STDOUT": previous_stdout}
+    return run_local_command(command, env=env, timeout=60)
 
 
 def node(labels: dict[str, str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from metallb_survey import NATIVE_MEMBERLIST_SECRET, NATIVE_OBJECTS, SHARED_OBJE
 from stack_config import ChartConfig
 from tests import metallb_installs as installs
 from tests.fake_kube_api import FakeKubeApi
-from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster, run_local_command
 from tests.upstream import requires_upstream
 
 pytestmark = requires_upstream
@@ -132,13 +132,7 @@ def command(stage: str, context: str = "kind-macula-dev") -> str:
 
 
 def run(stage: str, *extra: str, context: str = "kind-macula-dev") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["/bin/sh", "-c", " ".join([command(stage, context), "--interval", "1", *extra])],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_local_command(command(stage, context), "--interval", "1", *extra)
 
 
 def handover(*extra: str, context: str = "kind-macula-dev") -> subprocess.CompletedProcess[str]:

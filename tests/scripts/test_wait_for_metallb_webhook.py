@@ -16,7 +16,7 @@ from components.metallb import MetalLBArgs, webhook_gate_command
 from stack_config import ChartConfig
 from tests import metallb_installs as installs
 from tests.fake_kube_api import FakeKubeApi
-from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster, kubectl_minor_version
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster, kubectl_minor_version, run_local_command
 from tests.upstream import requires_upstream
 
 pytestmark = requires_upstream
@@ -43,15 +43,7 @@ def gate(*extra: str, context: str = "kind-macula-dev", kubeconfig: str | None =
             stack_mark="macula-lan/kind-dev",
         )
     )
-    # pulumi-command's local provider runs the text under /bin/sh -c.
-    return subprocess.run(
-        ["/bin/sh", "-c", " ".join([command, "--interval", "1", *extra])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=dict(os.environ),
-    )
+    return run_local_command(command, "--interval", "1", *extra)
 
 
 def metallb(failures: int = 0) -> FakeKubeApi:
