@@ -101,22 +101,14 @@ def chart_children_transform(
     return transform
 
 
-def webhook_gate_command(args: MetalLBArgs) -> str:
+def metallb_script_command(
+    args: MetalLBArgs, script: str, stage: tuple[str, ...] = (), extra: tuple[str, ...] = ()
+) -> str:
+    """A MetalLB script (at `stage`, if it has stages) against the stack's cluster and namespace, bounded
+    by the webhook timeout, with `extra` arguments last."""
     return script_command(
-        "wait-for-metallb-webhook.sh",
-        *kubectl_target(args.kube_context, args.kubeconfig),
-        "--namespace",
-        args.namespace,
-        "--timeout",
-        str(args.chart.webhook_timeout_seconds),
-    )
-
-
-def takeover_command(args: MetalLBArgs, stage: str, *extra: str) -> str:
-    """scripts/take-over-metallb.sh at one stage: `webhook-entry`, `handover` or `forget-helm-release`."""
-    return script_command(
-        "take-over-metallb.sh",
-        stage,
+        script,
+        *stage,
         *kubectl_target(args.kube_context, args.kubeconfig),
         "--namespace",
         args.namespace,
@@ -124,6 +116,15 @@ def takeover_command(args: MetalLBArgs, stage: str, *extra: str) -> str:
         str(args.chart.webhook_timeout_seconds),
         *extra,
     )
+
+
+def webhook_gate_command(args: MetalLBArgs) -> str:
+    return metallb_script_command(args, "wait-for-metallb-webhook.sh")
+
+
+def takeover_command(args: MetalLBArgs, stage: str, *extra: str) -> str:
+    """scripts/take-over-metallb.sh at one stage: `webhook-entry`, `handover` or `forget-helm-release`."""
+    return metallb_script_command(args, "take-over-metallb.sh", (stage,), extra)
 
 
 class MetalLB(pulumi.ComponentResource):
