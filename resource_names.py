@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from metallb_survey import MARK_RESOURCE, MARK_STACK, ObjectRef
 
 METALLB = "metallb"
+# The chart's release name, which the chart's object names derive from (metallb-controller, ...).
+RELEASE_NAME = "metallb"
 ADDRESS_POOLS = "address-pools"
 
 METALLB_TYPE = "macula:lan:MetalLB"

@@ -1,6 +1,6 @@
 """Given what a cluster runs (metallb_survey) and what a stack declares, whether `up` may go on, and how.
 
-The program runs this before it declares any resource; `tools.survey` runs it without Pulumi. The
+The program runs this before it declares any resource; `tools.survey` runs it outside a Pulumi run. The
 answer is a `TakeoverPlan`: one line that says what runs there, what the stack takes over, what it
 removes, what it leaves alone, warnings, and the reasons to refuse. The rules:
 
@@ -48,7 +48,6 @@ from metallb_survey import (
 )
 from stack_config import StackConfig
 
-RELEASE_NAME = "metallb"
 README_SECTION = "README: Taking over a cluster set up by hand"
 
 
@@ -283,11 +282,10 @@ def _helm_refusals(release: HelmRelease) -> list[str]:
             "taking it over would run a second MetalLB. Remove the release first (mind that `helm uninstall` "
             "of the 0.14 chart deletes its CRDs and with them every pool)"
         )
-    if release.name != RELEASE_NAME:
+    if release.name != resource_names.RELEASE_NAME:
         reasons.append(
-            f"{where}: its objects are named {release.name}-*, this program's {RELEASE_NAME}-*; "
-            "taking it over "
-            "would run a second MetalLB beside it"
+            f"{where}: its objects are named {release.name}-*, this program's "
+            f"{resource_names.RELEASE_NAME}-*; taking it over would run a second MetalLB beside it"
         )
     if release.name_overrides:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(release.name_overrides.items()))

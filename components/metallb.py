@@ -17,8 +17,6 @@ from resource_names import marks
 from shell_scripts import kubectl_target, script_command
 from stack_config import ChartConfig
 
-RELEASE_NAME = "metallb"
-
 # The speaker needs host networking and NET_RAW to answer ARP, which only the privileged level allows.
 POD_SECURITY_LABELS = {
     f"pod-security.kubernetes.io/{mode}": "privileged" for mode in ("enforce", "audit", "warn")
@@ -58,7 +56,7 @@ def chart_args(chart: ChartConfig, namespace: pulumi.Input[str]) -> k8s.helm.v4.
         # A local chart is whatever the directory or archive holds; Helm checks the version against it.
         return k8s.helm.v4.ChartArgs(
             chart=chart.path,
-            name=RELEASE_NAME,
+            name=resource_names.RELEASE_NAME,
             namespace=namespace,
             values=chart_values(chart),
         )
@@ -66,7 +64,7 @@ def chart_args(chart: ChartConfig, namespace: pulumi.Input[str]) -> k8s.helm.v4.
         chart="metallb",
         version=chart.version,
         repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=chart.repository),
-        name=RELEASE_NAME,
+        name=resource_names.RELEASE_NAME,
         namespace=namespace,
         values=chart_values(chart),
     )
@@ -196,7 +194,9 @@ class MetalLB(pulumi.ComponentResource):
         forget_release = (
             command.local.Command(
                 resource_names.helm_release_record(name),
-                create=takeover_command(args, "forget-helm-release", "--release", RELEASE_NAME),
+                create=takeover_command(
+                    args, "forget-helm-release", "--release", resource_names.RELEASE_NAME
+                ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]),
             )
             if args.adopt_existing

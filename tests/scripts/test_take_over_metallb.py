@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from components.metallb import RELEASE_NAME, MetalLBArgs, takeover_command
+from components.metallb import MetalLBArgs, takeover_command
 from metallb_survey import NATIVE_MEMBERLIST_SECRET, NATIVE_OBJECTS, SHARED_OBJECTS, ObjectRef
+from resource_names import RELEASE_NAME
 from stack_config import ChartConfig
 from tests import metallb_installs as installs
 from tests.fake_kube_api import FakeKubeApi
