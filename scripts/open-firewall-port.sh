@@ -78,9 +78,34 @@ if ! output=$(${as_root[@]+"${as_root[@]}"} "${ufw[@]}" allow "$rule"); then
   die "ufw allow $rule failed (ufw said why, above)"
 fi
 printf '%s\n' "$output"
-case $output in
-  *"Skipping adding existing rule"*) say "$rule was already allowed in ufw; nothing changed" ;;
-  *"Rule added"*) say "allowed $rule in ufw" ;;
-  *"Rules updated"*) say "allowed $rule in ufw, which is inactive: the rule applies once ufw is enabled" ;;
-  *) say "ran ufw allow $rule" ;;
-esac
+# ufw reports IPv4 and IPv6 on lines of their own ("Rule added", "Rule added (v6)"): an IPv6 rule can be
+# added beside an IPv4 one that was there, and with IPV6=no there is no IPv6 line at all.
+added=()
+existing=()
+inactive=""
+while IFS= read -r line; do
+  family=IPv4
+  [[ $line != *" (v6)" ]] || family=IPv6
+  case ${line% (v6)} in
+    "Rule added") added+=("$family") ;;
+    "Rules updated")
+      added+=("$family")
+      inactive=1
+      ;;
+    "Skipping adding existing rule") existing+=("$family") ;;
+  esac
+done <<<"$output"
+joined() {
+  local IFS=/
+  printf '%s' "$*"
+}
+if ((${#added[@]} == 0 && ${#existing[@]} == 0)); then
+  say "ran ufw allow $rule, which reported neither an added nor an existing rule"
+elif ((${#added[@]} == 0)); then
+  say "$rule was already allowed in ufw ($(joined "${existing[@]}")); nothing changed"
+else
+  message="allowed $rule in ufw: added the $(joined "${added[@]}") rule"
+  ((${#existing[@]} == 0)) || message+="; the $(joined "${existing[@]}") rule was there already"
+  [[ -z $inactive ]] || message+="; ufw is inactive, so the rules apply once it is enabled"
+  say "$message"
+fi

@@ -1,12 +1,15 @@
 """scripts/open-firewall-port.sh: argument checks, hosts without ufw, and ufw itself through sudo.
 
 ufw only ever runs as `ufw --dry-run` here (through the script's UFW variable): it then prints the rules it
-would write and changes nothing, so the tests never touch the machine's firewall.
+would write and changes nothing, so the tests never touch the machine's firewall. To start from rules the
+machine does not have, a test runs ufw in a private mount namespace over a copy of /etc/ufw, still with
+--dry-run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,3 +108,55 @@ def test_a_user_without_sudo_gets_a_clear_error(dry_run_ufw: str, users: LoginUs
         "(sudo: a password is required)\n"
     )
     assert result.stdout == ""
+
+
+# The rules file lines `ufw allow 4433/udp` writes for one address family.
+V4_RULE = (
+    "### tuple ### allow udp 4433 0.0.0.0/0 any 0.0.0.0/0 in\n"
+    "-A ufw-user-input -p udp --dport 4433 -j ACCEPT\n"
+)
+V6_RULE = "### tuple ### allow udp 4433 ::/0 any ::/0 in\n-A ufw6-user-input -p udp --dport 4433 -j ACCEPT\n"
+
+
+def run_over_rules(
+    dry_run_ufw: str, tmp_path: Path, rules: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Runs the script in a private mount namespace whose /etc/ufw is a copy holding `rules` (by file)."""
+    require_tool("unshare")
+    copy = tmp_path / "ufw"
+    shutil.copytree("/etc/ufw", copy, symlinks=True)
+    for name, rule in rules.items():
+        path = copy / name
+        path.write_text(path.read_text().replace("### RULES ###\n", f"### RULES ###\n\n{rule}", 1))
+    inner = 'mount --bind "$1" /etc/ufw && exec /bin/sh -c "$2"'
+    command = script_command("open-firewall-port.sh", "4433/udp")
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", inner, "ns", str(copy), command],
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "UFW": dry_run_ufw},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_an_ipv6_rule_added_beside_an_existing_ipv4_rule_is_reported_as_such(
+    dry_run_ufw: str, tmp_path: Path
+):
+    result = run_over_rules(dry_run_ufw, tmp_path, {"user.rules": V4_RULE})
+
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith(
+        "open-firewall-port: allowed 4433/udp in ufw: added the IPv6 rule; the IPv4 rule was"
+    )
+    assert "nothing changed" not in result.stdout
+
+
+def test_a_port_allowed_for_both_families_changes_nothing(dry_run_ufw: str, tmp_path: Path):
+    result = run_over_rules(dry_run_ufw, tmp_path, {"user.rules": V4_RULE, "user6.rules": V6_RULE})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "open-firewall-port: 4433/udp was already allowed in ufw (IPv4/IPv6); nothing changed"
+    )
