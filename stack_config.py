@@ -126,7 +126,10 @@ class DnsFixConfig:
     # The server's public key in authorized_keys form; None accepts any host key.
     host_key: str | None = None
     hostname: str = DEFAULT_BOOTSTRAP_HOSTNAME
-    conf_dir: str = "/etc/dnsmasq.d"
+    # How to restart a dnsmasq that is not systemd's dnsmasq.service (NetworkManager's, a container's).
+    restart_command: str | None = None
+    # Which dnsmasq, when several run and none is dnsmasq.service.
+    pid_file: str | None = None
     # Also run `ufw allow <firewall_port>/udp` on that host, as the runbook does by hand.
     open_firewall: bool = False
     # The bootstrap Service's UDP port.
@@ -549,11 +552,27 @@ def _parse_dns_fix(
     dns_fix = _mapping(problems, "dnsFix", value)
     if dns_fix is None:
         return None
+    if "confDir" in dns_fix:
+        problems.add(
+            "dnsFix.confDir",
+            "is no longer used: the DNS fix reads what the running dnsmasq reads (its command line, its main "
+            "file and every file and directory those name); remove the key",
+        )
     _check_keys(
         problems,
         "dnsFix",
-        dns_fix,
-        ("enabled", "host", "port", "user", "hostKey", "hostname", "confDir", "openFirewall"),
+        {key: value for key, value in dns_fix.items() if key != "confDir"},
+        (
+            "enabled",
+            "host",
+            "port",
+            "user",
+            "hostKey",
+            "hostname",
+            "restartCommand",
+            "pidFile",
+            "openFirewall",
+        ),
     )
     if _optional_bool(problems, "dnsFix.enabled", dns_fix.get("enabled")) is False:
         return None
@@ -581,12 +600,21 @@ def _parse_dns_fix(
     hostname = _hostname(
         problems, "dnsFix.hostname", dns_fix.get("hostname", default_hostname), qualified=True
     )
-    conf_dir = dns_fix.get("confDir", "/etc/dnsmasq.d")
-    if not isinstance(conf_dir, str) or not conf_dir.startswith("/"):
-        problems.add("dnsFix.confDir", f"{_show(conf_dir)} is not an absolute directory path")
-        conf_dir = None
+    restart_command = dns_fix.get("restartCommand")
+    if restart_command is not None and (not isinstance(restart_command, str) or not restart_command.strip()):
+        problems.add(
+            "dnsFix.restartCommand",
+            f"{_show(restart_command)} is not a shell command, such as 'nmcli general reload dns-full'",
+        )
+        restart_command = None
+    pid_file = dns_fix.get("pidFile")
+    if pid_file is not None and (not isinstance(pid_file, str) or not pid_file.startswith("/")):
+        problems.add(
+            "dnsFix.pidFile", f"{_show(pid_file)} is not an absolute path, such as /run/dnsmasq/dnsmasq.pid"
+        )
+        pid_file = None
     open_firewall = _optional_bool(problems, "dnsFix.openFirewall", dns_fix.get("openFirewall"))
-    if host is None or user is None or port is None or hostname is None or conf_dir is None:
+    if host is None or user is None or port is None or hostname is None:
         return None
     return DnsFixConfig(
         host=host,
@@ -594,7 +622,8 @@ def _parse_dns_fix(
         port=port,
         host_key=host_key.strip() if host_key else None,
         hostname=hostname,
-        conf_dir=conf_dir,
+        restart_command=restart_command,
+        pid_file=pid_file,
         open_firewall=bool(open_firewall),
         firewall_port=bootstrap.port if bootstrap else DEFAULT_BOOTSTRAP_PORT,
         private_key=private_key,

@@ -16,9 +16,13 @@ class DnsOverrideRemovalArgs:
     dns_fix: DnsFixConfig
 
 
-def dns_fix_command(hostname: str, conf_dir: str) -> str:
+def dns_fix_command(hostname: str, restart_command: str | None = None, pid_file: str | None = None) -> str:
     """The exact text handed to remote.Command: the script inline, so the host needs no checkout."""
-    return script_command("update-bootstrap-dns.sh", hostname, conf_dir)
+    options = [
+        *(["--restart-command", restart_command] if restart_command is not None else []),
+        *(["--pid-file", pid_file] if pid_file is not None else []),
+    ]
+    return script_command("update-bootstrap-dns.sh", *options, hostname)
 
 
 def firewall_command(udp_port: int) -> str:
@@ -50,7 +54,9 @@ class DnsOverrideRemoval(pulumi.ComponentResource):
         self.dns_fix = command.remote.Command(
             f"{name}-dnsmasq",
             connection=connection,
-            create=dns_fix_command(args.dns_fix.hostname, args.dns_fix.conf_dir),
+            create=dns_fix_command(
+                args.dns_fix.hostname, args.dns_fix.restart_command, args.dns_fix.pid_file
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.firewall = None

@@ -2,34 +2,41 @@
 # Removes the DNS host's dnsmasq override for one name, so that the name is answered by the LAN's real DNS
 # (PowerDNS, fed by ExternalDNS) instead of an address hard-coded in dnsmasq.
 #
-# Usage: update-bootstrap-dns.sh [HOSTNAME [CONF_DIR]]
-#   HOSTNAME  the name whose override goes (default bootstrap.macula.local)
-#   CONF_DIR  the directory dnsmasq reads with conf-dir (default /etc/dnsmasq.d)
+# Usage: update-bootstrap-dns.sh [--restart-command CMD] [--pid-file FILE] [HOSTNAME]
+#   HOSTNAME           the name whose override goes (default bootstrap.macula.local)
+#   --pid-file FILE    the running dnsmasq's pid file; needed only when several dnsmasq run and none is
+#                      systemd's dnsmasq.service (libvirt and NetworkManager start their own)
+#   --restart-command CMD
+#                      shell command that restarts that dnsmasq, for one that is not systemd's
+#                      dnsmasq.service: NetworkManager's own (nmcli general reload dns-full), or one in a
+#                      container reached over SSH (supervisorctl restart dnsmasq). Default: systemctl
+#                      try-restart dnsmasq.service, or service dnsmasq restart without systemd.
 #
-# It reads every file of CONF_DIR that dnsmasq reads (dnsmasq skips names that start with "." or end in
-# "~", and "#...#"), and takes out every active line, or the part of it, that answers for exactly HOSTNAME:
-#   address=/H/...  server=/H/...  local=/H/      H leaves the list of domains; a line naming only H goes
-#   host-record=H,...  cname=H,...               H leaves the names (aliases); a line naming only H goes
+# It works on the dnsmasq that runs, and only on what it reads: its command line, its main file (-C, else
+# /etc/dnsmasq.conf), every conf-file= include, every conf-dir= with dnsmasq's own filters (dot files,
+# "~" and "#...#" files are skipped, "ext" excludes, "*ext" includes), addn-hosts= files and directories,
+# hostsdir= and /etc/hosts unless no-hosts. In those files it takes out every active line, or the part of
+# it, that answers for exactly HOSTNAME:
+#   address=/H/...  local=/H/  server=/H/          H leaves the list of domains; a line naming only H goes
+#   (no upstream: the same as local=)
+#   host-record=H,...  cname=H,...                H leaves the names (aliases); a line naming only H goes
 #   interface-name= dynamic-host= mx-host= srv-host= txt-record= ptr-record= naptr-record= caa-record=
-#   dns-rr=                                      a line whose record name is H goes
+#   dns-rr=                                       a line whose record name is H goes
+#   hosts files: "ADDRESS H ..."                  H leaves the names; a line naming only H goes
 # Names match without regard to case or a trailing dot; in a domain list ".H" counts as H, as dnsmasq reads
-# it. Parent domains, wildcards, other names, comments and all other bytes stay as they are.
+# it. Forwards (server=/H/ADDRESS, rev-server=) are how the real DNS answers, and stay. Parent domains,
+# wildcards, other names, comments and every other byte stay as they are.
 #
-# Each file it changes is first copied to CONF_DIR/.FILE.<UTC time>.bak, which dnsmasq does not read.
-# Then it checks the result with dnsmasq --test and restarts dnsmasq; if either fails, it puts the files
-# back and exits non-zero. When there is nothing to remove it changes nothing, restarts nothing and
-# exits 0, so it can run any number of times.
+# Before changing anything it checks that dnsmasq --test accepts dnsmasq's configuration as it is (run
+# with dnsmasq's own command line), and asks the running dnsmasq for HOSTNAME with dig. After the change
+# it checks the files again, restarts dnsmasq and asks again: success means dnsmasq no longer answers
+# with the removed addresses, a loopback or an unspecified address. If the check or the restart fails, the
+# files are put back and a dnsmasq that was running runs again. A dnsmasq that was not running is never
+# started. When nothing answers for HOSTNAME it changes nothing, restarts nothing and exits 0, so it can
+# run any number of times. When not root it uses sudo -n (never a password prompt) for what needs root.
 #
-# When not root it uses sudo -n (never a password prompt) for what needs root: editing files it cannot
-# write and the default restart. Environment, for hosts (and tests) that differ:
-#   DNSMASQ_TEST_COMMAND     shell command that checks the configuration, run as the invoking user with
-#                            $1 = CONF_DIR; "true" skips the check. Default: as root,
-#                            dnsmasq --test --conf-file=/dev/null --conf-dir=CONF_DIR
-#   DNSMASQ_RESTART_COMMAND  shell command that restarts dnsmasq, run as the invoking user with
-#                            $1 = CONF_DIR. Default: as root, systemctl restart dnsmasq when systemd has
-#                            a dnsmasq unit, else service dnsmasq restart
-#
-# Exit status: 0 done or nothing to do, 1 could not do it (the message says why), 2 bad arguments.
+# Exit status: 0 done or nothing to do, 1 could not do it (the message says why and what is left),
+# 2 bad arguments.
 set -euo pipefail
 export LC_ALL=C
 
@@ -37,9 +44,11 @@ readonly self=update-bootstrap-dns
 
 usage() {
   cat <<'EOF'
-Usage: update-bootstrap-dns.sh [HOSTNAME [CONF_DIR]]
-Removes dnsmasq's records for exactly HOSTNAME (default bootstrap.macula.local) from the files of
-CONF_DIR (default /etc/dnsmasq.d), keeping a backup of each changed file, then restarts dnsmasq.
+Usage: update-bootstrap-dns.sh [--restart-command CMD] [--pid-file FILE] [HOSTNAME]
+Removes the running dnsmasq's records for exactly HOSTNAME (default bootstrap.macula.local) from the files
+it reads, restarts it and checks that it no longer answers with the removed or a loopback address.
+  --pid-file FILE        the dnsmasq to work on, when several run and none is systemd's dnsmasq.service
+  --restart-command CMD  how to restart it, when it is not systemd's dnsmasq.service
 EOF
 }
 
@@ -48,26 +57,53 @@ die() {
   printf '%s: %s\n' "$self" "$*" >&2
   exit 1
 }
+bad_usage() {
+  printf '%s: %s (see --help)\n' "$self" "$*" >&2
+  exit 2
+}
 
-case ${1-} in
-  -h | --help)
-    usage
-    exit 0
-    ;;
-esac
-if (($# > 2)); then
-  usage >&2
-  exit 2
+restart_command=""
+restart_command_set=""
+pid_file=""
+names=()
+while (($# > 0)); do
+  case $1 in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --restart-command | --pid-file)
+      (($# > 1)) || bad_usage "$1 needs a value"
+      [[ -n $2 ]] || bad_usage "$1 is empty"
+      if [[ $1 == --pid-file ]]; then pid_file=$2; else restart_command=$2 restart_command_set=1; fi
+      shift 2
+      ;;
+    --restart-command=* | --pid-file=*)
+      [[ -n ${1#*=} ]] || bad_usage "${1%%=*} is empty"
+      if [[ $1 == --pid-file=* ]]; then pid_file=${1#*=}; else restart_command=${1#*=} restart_command_set=1; fi
+      shift
+      ;;
+    --)
+      shift
+      names+=("$@")
+      break
+      ;;
+    -*) bad_usage "unknown option: $1" ;;
+    *)
+      names+=("$1")
+      shift
+      ;;
+  esac
+done
+if ((${#names[@]} > 1)); then
+  bad_usage "takes one HOSTNAME, got ${#names[@]}: ${names[*]} (dnsmasq's own configuration says which" \
+    "files to read, so there is no CONF_DIR argument any more)"
 fi
-name=${1:-bootstrap.macula.local}
-conf_dir=${2:-/etc/dnsmasq.d}
-if ((${#name} > 254)) || [[ ! $name =~ ^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$ ]]; then
-  printf '%s: %s\n' "$self" "'$name' is not a host name (letters, digits, '-', '_', dots)" >&2
-  exit 2
+name=${names[0]:-bootstrap.macula.local}
+if ((${#name} > 254)) || [[ ! $name =~ ^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$ ]]; then
+  bad_usage "'$name' is not a host name (letters, digits, '-', '_', dots; not starting with '-')"
 fi
 name=${name%.}
-conf_dir=${conf_dir%/}
-conf_dir=${conf_dir:-/}
 
 # Root is needed only for what the invoking user cannot do. need_root checks once that sudo -n works.
 use_sudo=""
@@ -77,7 +113,7 @@ need_root() {
   command -v sudo >/dev/null 2>&1 || die "needs root or passwordless sudo $1, and sudo is not installed"
   local err
   if ! err=$(sudo -n true 2>&1); then
-    die "needs root or passwordless sudo $1 ($(one_line "$err"))"
+    die "needs root or passwordless sudo $1 ($(one_line "$err")); nothing changed"
   fi
   use_sudo=1
 }
@@ -102,29 +138,391 @@ find_program() {
   return 1
 }
 
-# The files dnsmasq's conf-dir reads, NUL-separated, in its (C locale) order.
-list_conf_files() {
-  local path base
-  shopt -s nullglob dotglob
-  for path in "$1"/*; do
-    base=${path##*/}
-    [[ $base == .* || $base == *~ || ($base == \#* && $base == *\#) ]] && continue
-    [[ -f $path ]] || continue
-    printf '%s\0' "$path"
+dig=$(find_program dig) ||
+  die "needs dig to ask dnsmasq what it answers (Debian and Ubuntu: bind9-dnsutils; Fedora: bind-utils);" \
+    "nothing changed"
+dnsmasq_bin=$(find_program dnsmasq) || die "there is no dnsmasq program on this host; nothing changed"
+
+# --- Which dnsmasq runs, and how it is restarted --------------------------------------------------------
+
+is_dnsmasq() { [[ $1 =~ ^[1-9][0-9]{0,9}$ && -r /proc/$1/comm && $(</proc/"$1"/comm) == dnsmasq ]]; }
+
+systemctl=""
+unit_state=""
+unit_pid=0
+if [[ -d /run/systemd/system ]] && systemctl=$(find_program systemctl) &&
+  [[ $("$systemctl" show --property=LoadState --value dnsmasq.service) == loaded ]]; then
+  unit_state=$("$systemctl" show --property=ActiveState --value dnsmasq.service)
+  unit_pid=$("$systemctl" show --property=MainPID --value dnsmasq.service)
+fi
+
+# Whether a path exists. When a directory above it cannot be searched, only root can tell: "cannot see"
+# is not "not there".
+path_exists() {
+  [[ -e $1 ]] && return 0
+  local dir=${1%/*}
+  while [[ -n $dir && ! -e $dir ]]; do dir=${dir%/*}; done
+  if [[ -e ${dir:-/} && ! -x ${dir:-/} ]]; then
+    need_root "to look at $1"
+    priv test -e "$1"
+    return
+  fi
+  return 1
+}
+
+pid=""
+if [[ -n $pid_file ]]; then
+  if ! path_exists "$pid_file"; then
+    die "dnsmasq is not running: its pid file $pid_file does not exist. It was not started and" \
+      "nothing changed; start it (or set dnsFix.enabled to false if this host no longer runs it)"
+  fi
+  read -r pid _ < <(priv cat -- "$pid_file") || true
+  is_dnsmasq "${pid:-}" ||
+    die "dnsmasq is not running: $pid_file names process '${pid:-}', which is not a running dnsmasq. It" \
+      "was not started and nothing changed"
+elif [[ -n $unit_state ]]; then
+  if [[ $unit_state != active ]] || ! is_dnsmasq "$unit_pid"; then
+    die "dnsmasq is not running: systemd's dnsmasq.service is $unit_state. It was not started and nothing" \
+      "changed; start it (or set dnsFix.enabled to false if this host no longer runs it)"
+  fi
+  pid=$unit_pid
+else
+  running=()
+  for proc in /proc/[1-9]*; do
+    is_dnsmasq "${proc#/proc/}" && running+=("${proc#/proc/}")
+  done
+  if ((${#running[@]} == 0)); then
+    die "no dnsmasq is running on this host, so none answers for $name; nothing changed (start it and" \
+      "run this again, or set dnsFix.enabled to false if this host no longer runs dnsmasq)"
+  fi
+  if ((${#running[@]} > 1)); then
+    die "${#running[@]} dnsmasq processes run here (pids ${running[*]}) and none is systemd's" \
+      "dnsmasq.service; say which one answers the LAN with dnsFix.pidFile (--pid-file); nothing changed"
+  fi
+  pid=${running[0]}
+fi
+
+if [[ ! /proc/$pid/root -ef / ]]; then
+  need_root "to read the files of dnsmasq (pid $pid)"
+  priv test /proc/"$pid"/root -ef / ||
+    die "dnsmasq (pid $pid) runs in another mount namespace, such as a container, so the files here are not" \
+      "the ones it reads; run this inside it (point dnsFix.host at it, with dnsFix.restartCommand); nothing" \
+      "changed"
+fi
+
+if [[ -n $restart_command_set ]]; then
+  restart_how=$restart_command
+elif [[ -n $unit_state && $pid == "$unit_pid" ]]; then
+  restart_how="systemctl try-restart dnsmasq.service"
+elif [[ -z $systemctl ]] && service=$(find_program service); then
+  restart_how="service dnsmasq restart"
+else
+  read -r _ _ _ parent_pid _ </proc/"$pid"/stat
+  hint=""
+  if [[ $(cat /proc/"$parent_pid"/comm 2>/dev/null) == NetworkManager ]]; then
+    hint=" (it is NetworkManager's: nmcli general reload dns-full)"
+  fi
+  die "dnsmasq (pid $pid) is not systemd's dnsmasq.service, so this script does not know how to restart" \
+    "it; set dnsFix.restartCommand (--restart-command)$hint; nothing changed"
+fi
+
+# systemd's try-restart restarts only an active unit, so a dnsmasq stopped meanwhile stays stopped. Not
+# reload: SIGHUP makes dnsmasq re-read its hosts files, never its configuration files.
+restart_dnsmasq() {
+  if [[ -n $restart_command_set ]]; then
+    bash -c "$restart_command" dnsmasq-restart
+  elif [[ $restart_how == systemctl* ]]; then
+    priv "$systemctl" try-restart dnsmasq.service
+  else
+    priv "$service" dnsmasq restart
+  fi
+}
+# After a failed change: dnsmasq was running, so it runs again, on the files as they were.
+start_again() {
+  if [[ -z $restart_command_set && $restart_how == systemctl* ]]; then
+    priv "$systemctl" restart dnsmasq.service
+  else
+    restart_dnsmasq
+  fi
+}
+[[ -n $restart_command_set ]] || need_root "to restart dnsmasq"
+
+# --- What dnsmasq reads -----------------------------------------------------------------------------------
+
+# The files written so far (indexes into files), put back by undo on any failure or interruption.
+written=()
+restarted=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+on_exit() {
+  local status=$?
+  if ((${#written[@]} > 0)); then
+    if undo; then
+      printf '%s: %s\n' "$self" "interrupted: the files are back as they were" >&2
+    else
+      work=""
+    fi
+  fi
+  [[ -z $work ]] || rm -rf -- "$work"
+  exit "$status"
+}
+work=$(mktemp -d "${TMPDIR:-/tmp}/$self.XXXXXX")
+trap 'on_exit' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+mapfile -d '' cmdline < <(priv cat -- /proc/"$pid"/cmdline)
+((${#cmdline[@]} > 0)) || die "could not read the command line of dnsmasq (pid $pid); nothing changed"
+
+# dnsmasq's own comment rule, shared by every awk program here: "#" at the start of a line or after white
+# space starts a comment, and a line with a double quote is taken as it is.
+# shellcheck disable=SC2016 # awk's own $0, not the shell's
+readonly split_comment='
+function split_comment(line,   n, i, c, white) {
+  n = length(line); cut = n + 1; white = 1
+  for (i = 1; i <= n; i++) {
+    c = substr(line, i, 1)
+    if (c ~ /[ \t\r\v\f]/) white = 1
+    else if (white && c == "#") { cut = i; break }
+    else white = 0
+  }
+  return substr(line, 1, cut - 1)
+}
+function trim(s) { sub(/^[ \t\r\v\f]+/, "", s); sub(/[ \t\r\v\f]+$/, "", s); return s }
+'
+
+# Prints "KEY<TAB>VALUE" for every option of a configuration file that says where dnsmasq reads more,
+# or where it listens.
+# shellcheck disable=SC2016
+readonly options_program="$split_comment"'
+{
+  body = trim(split_comment($0))
+  if (body == "") next
+  eq = index(body, "=")
+  key = eq ? trim(substr(body, 1, eq - 1)) : body
+  value = eq ? trim(substr(body, eq + 1)) : ""
+  if (value ~ /^".*"$/) value = substr(value, 2, length(value) - 2)
+  if (key ~ /^(conf-(file|dir|script)|addn-hosts|hostsdir|(no|expand)-hosts|domain|port|listen-address|interface)$/)
+    printf "%s\t%s\n", key, value
+}
+'
+
+conf_files=()
+hosts_files=()
+no_hosts=""
+expand_hosts=""
+domains=()
+dns_port=53
+listen_addresses=()
+interfaces=""
+conf_scripts=()
+
+# dnsmasq skips these names in every directory it reads.
+skipped_name() { [[ $1 == .* || $1 == *~ || ($1 == \#* && $1 == *\#) ]]; }
+
+# The regular files of a directory, NUL-separated, in C-locale order.
+list_dir() {
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  priv bash -c 'shopt -s nullglob dotglob; for p in "$1"/*; do [[ -f $p ]] && printf "%s\0" "$p"; done; :' \
+    list "$1"
+}
+
+# Whether conf-dir=DIR,FILTER... reads a file of that name (dnsmasq's option.c, conf-dir): with any
+# "*ext", only names ending in one of them; never a name ending in an "ext". A name ends in a suffix only
+# when it is longer than the suffix; a bare "*" filters nothing.
+conf_dir_reads() {
+  local base=$1 filter suffix includes="" included=""
+  shift
+  for filter in "$@"; do
+    filter=${filter#"${filter%%[! ]*}"}
+    filter=${filter%"${filter##*[! ]}"}
+    suffix=${filter#\*}
+    [[ -n $suffix ]] || continue
+    if [[ $filter == \** ]]; then
+      includes=1
+      if ((${#base} > ${#suffix})) && [[ $base == *"$suffix" ]]; then included=1; fi
+    elif ((${#base} > ${#suffix})) && [[ $base == *"$suffix" ]]; then
+      return 1
+    fi
+  done
+  [[ -z $includes || -n $included ]]
+}
+
+read_option() {
+  local key=$1 value=$2 origin=$3 path dir base
+  local -a filters
+  case $key in
+    conf-file) [[ -z $value ]] || read_conf_file "$value" "$origin" ;;
+    conf-dir)
+      IFS=, read -r -a filters <<<"$value"
+      dir=${filters[0]%/}
+      dir=${dir:-/}
+      priv test -d "$dir" || die "$origin: conf-dir $dir is not a directory dnsmasq can read; nothing changed"
+      while IFS= read -r -d '' path; do
+        base=${path##*/}
+        if skipped_name "$base"; then continue; fi
+        if conf_dir_reads "$base" "${filters[@]:1}"; then
+          read_conf_file "$path" "$dir"
+        fi
+      done < <(list_dir "$dir")
+      ;;
+    addn-hosts | hostsdir)
+      if priv test -d "$value"; then
+        while IFS= read -r -d '' path; do
+          if ! skipped_name "${path##*/}"; then hosts_files+=("$path"); fi
+        done < <(list_dir "${value%/}")
+      elif priv test -f "$value"; then
+        hosts_files+=("$value")
+      fi
+      ;;
+    no-hosts) no_hosts=1 ;;
+    expand-hosts) expand_hosts=1 ;;
+    domain) domains+=("${value%%,*}") ;;
+    port) dns_port=$value ;;
+    listen-address) IFS=, read -r -a filters <<<"$value" && listen_addresses+=("${filters[@]}") ;;
+    interface) interfaces=1 ;;
+    conf-script) conf_scripts+=("$value") ;;
+  esac
+}
+
+read_conf_file() {
+  local file=$1 origin=$2 known key value
+  local -a options
+  [[ $file == /dev/null ]] && return 0
+  for known in ${conf_files[@]+"${conf_files[@]}"}; do
+    [[ $known == "$file" ]] && return 0
+  done
+  if ! priv test -r "$file"; then
+    # A missing /etc/dnsmasq.conf is no error to dnsmasq.
+    [[ $origin == default ]] && ! priv test -e "$file" && return 0
+    die "$origin names $file, which cannot be read; nothing changed"
+  fi
+  conf_files+=("$file")
+  mapfile -t options < <(priv cat -- "$file" | awk "$options_program")
+  for key in ${options[@]+"${options[@]}"}; do
+    value=${key#*$'\t'}
+    read_option "${key%%$'\t'*}" "$value" "$file"
   done
 }
 
-# Reads one file and writes it with HOSTNAME's records taken out; findings go to $REPORT,
-# "deleted edited last-line-kept" to $COUNTS. POSIX awk only (mawk on Debian, gawk on Fedora).
-# dnsmasq's own reading: a "#" at the start of a line or after white space starts a comment, white
-# space around "=" is allowed, and " quotes a value (quoted lines are only reported, never edited).
-# shellcheck disable=SC2016 # awk's own $0, not the shell's
-readonly edit_program='
-function trim(s) { sub(/^[ \t\r\v\f]+/, "", s); sub(/[ \t\r\v\f]+$/, "", s); return s }
-function canon(s) { s = tolower(trim(s)); sub(/\.$/, "", s); return s }
-function is_name(t) {
-  return t != "" && t !~ /^[0-9]+$/ && t !~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ && index(t, ":") == 0
+# dnsmasq's command line, as "KEY=VALUE" lines: long options, their one-letter forms and the
+# argument in the next word.
+declare -A short_options=([C]=conf-file [7]=conf-dir [H]=addn-hosts [h]=no-hosts [p]=port
+  [a]=listen-address [i]=interface [A]=address [S]=server [E]=expand-hosts [s]=domain)
+cmdline_options=()
+main_file=""
+for ((i = 1; i < ${#cmdline[@]}; i++)); do
+  word=${cmdline[i]}
+  value=""
+  has_value=""
+  case $word in
+    --*=*) key=${word%%=*} key=${key#--} value=${word#*=} has_value=1 ;;
+    --*) key=${word#--} ;;
+    -?*)
+      key=${short_options[${word:1:1}]:-unknown}
+      value=${word:2}
+      [[ -z $value ]] || has_value=1
+      ;;
+    *) continue ;;
+  esac
+  if [[ -z $has_value && $key != no-hosts && $key != expand-hosts ]] && ((i + 1 < ${#cmdline[@]})) &&
+    [[ ${cmdline[i + 1]} != -* ]]; then
+    i=$((i + 1))
+    value=${cmdline[i]}
+  fi
+  # The first --conf-file with a value replaces /etc/dnsmasq.conf, and is read after the command line.
+  if [[ $key == conf-file && -z $main_file ]]; then
+    main_file=$value
+  else
+    cmdline_options+=("$key=$value")
+  fi
+done
+cmdline_origin="dnsmasq's command line (pid $pid)"
+for option in ${cmdline_options[@]+"${cmdline_options[@]}"}; do
+  read_option "${option%%=*}" "${option#*=}" "$cmdline_origin"
+done
+if [[ -n $main_file ]]; then
+  read_conf_file "$main_file" "$cmdline_origin"
+else
+  read_conf_file /etc/dnsmasq.conf default
+fi
+[[ -n $no_hosts ]] || ! priv test -f /etc/hosts || hosts_files+=(/etc/hosts)
+
+if [[ $dns_port == 0 ]]; then
+  say "nothing to do for $name: dnsmasq (pid $pid) does not serve DNS (port=0)"
+  exit 0
+fi
+# With no interface= and no listen-address=, dnsmasq answers on every address; interface= adds the
+# loopback; listen-address= alone listens only where it says.
+server=127.0.0.1
+if ((${#listen_addresses[@]} > 0)) && [[ -z $interfaces ]] &&
+  [[ " ${listen_addresses[*]} " != *" 127.0.0.1 "* ]]; then
+  server=${listen_addresses[0]}
+fi
+
+# --- Asking dnsmasq -------------------------------------------------------------------------------------
+
+# Prints dnsmasq's A and AAAA answers for the name, one per line (a CNAME's target names end in "."), and
+# fails when dnsmasq does not reply. dig's messages stay on stderr.
+ask_dnsmasq() {
+  local type
+  for type in A AAAA; do
+    "$dig" +short +time=2 +tries=1 -p "$dns_port" "@$server" "$name" "$type" || return 1
+  done
 }
+ask_until_answered() {
+  local attempt answer
+  for ((attempt = 1; attempt < 10; attempt++)); do
+    if answer=$(ask_dnsmasq 2>/dev/null); then
+      printf '%s\n' "$answer"
+      return 0
+    fi
+    sleep 1
+  done
+  ask_dnsmasq
+}
+# The answers that are a stub: loopback, unspecified, or one of the addresses the removed records gave.
+stub_answers() {
+  local line stub
+  while IFS= read -r line; do
+    case $line in
+      127.* | ::1 | 0:0:0:0:0:0:0:1 | 0.0.0.0 | ::) printf '%s\n' "$line" ;;
+      *)
+        while IFS= read -r stub; do
+          if [[ $line == "$stub" ]]; then
+            printf '%s\n' "$line"
+            break
+          fi
+        done <"$work/stubs"
+        ;;
+    esac
+  done <<<"$1"
+}
+: >"$work/stubs"
+config_test() { priv "$dnsmasq_bin" "${cmdline[@]:1}" --test 2>&1; }
+
+if ! output=$(config_test); then
+  broken=$(printf '%s\n' "$output" | sed -n -e 's/.* at line [0-9]* of \(\/.*\)$/\1/p' \
+    -e 's/.*cannot \(read\|access directory\) \(\/[^:]*\):.*/\2/p' | head -n 1)
+  die "dnsmasq's configuration is broken already, before any change${broken:+ (in $broken)}:" \
+    "$(one_line "$output"). Nothing changed and dnsmasq was not restarted; fix that first"
+fi
+if ! before=$(ask_dnsmasq); then
+  die "could not ask dnsmasq (pid $pid) for $name at $server port $dns_port: $(one_line "$before");" \
+    "nothing changed"
+fi
+
+# --- What answers for the name ----------------------------------------------------------------------------
+
+# Reads one file and writes it with HOSTNAME's records taken out; findings go to $REPORT, the addresses the
+# removed records gave to $STUBS, "deleted edited last-line-kept" to $COUNTS. POSIX awk only (mawk on
+# Debian, gawk on Fedora). HOSTS=1 reads the hosts-file format, else dnsmasq's options; quoted lines are
+# only reported, never edited.
+# shellcheck disable=SC2016 # awk's own $0, not the shell's
+readonly edit_program="$split_comment"'
+function canon(s) { s = tolower(trim(s)); sub(/\.$/, "", s); return s }
+function is_address(t) { return t ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ || index(t, ":") > 0 }
+function is_name(t) { return t != "" && t !~ /^[0-9]+$/ && !is_address(t) }
 # Whether text names HOSTNAME as a whole name (not xHOSTNAME, not a.HOSTNAME).
 function mentions(text,   t, at, before, after) {
   t = tolower(text)
@@ -136,11 +534,13 @@ function mentions(text,   t, at, before, after) {
   return 0
 }
 function note(text) { printf "%s: note: %s:%d: %s\n", self, file, FNR, text > report }
-# address=, server=, local=: /domain/.../domain/rest
-function domains(value,   seg, n, i, d, kept, dropped, out, pat) {
+function stub(address) { address = trim(address); if (is_address(address)) print address > stubs }
+# address=, server=, local=: /domain/.../domain/rest. A server= with an upstream is a forward, and stays.
+function domains(value, key,   seg, n, i, d, kept, dropped, out, pat) {
   if (substr(value, 1, 1) != "/") return "keep"
   n = split(value, seg, "/")
   if (n < 3) return "keep"
+  if (key == "server" && trim(seg[n]) != "") return "keep"
   kept = 0; dropped = 0; out = ""
   for (i = 2; i < n; i++) {
     d = canon(seg[i]); sub(/^\./, "", d)
@@ -153,6 +553,7 @@ function domains(value,   seg, n, i, d, kept, dropped, out, pat) {
       covers = covers " " seg[i]
   }
   if (!dropped) return "keep"
+  if (key == "address") stub(seg[n])
   if (!kept) return "delete"
   result = out "/" seg[n]
   return "edit"
@@ -174,6 +575,7 @@ function names(value, cname,   f, n, i, t, last, kept, dropped, out, count, fiel
     out = (count++ ? out "," : "") field
   }
   if (!dropped) return "keep"
+  if (!cname) for (i = 1; i <= n; i++) stub(f[i])
   if (!kept) return "delete"
   result = out
   return "edit"
@@ -182,8 +584,29 @@ function first_name(value,   f) {
   split(value, f, ",")
   return canon(f[1]) == name ? "delete" : "keep"
 }
+# A hosts file line: ADDRESS NAME...; the names without HOSTNAME, spacing kept.
+function hosts_names(body,   rest, out, word, kept, dropped, expands, sep) {
+  match(body, /^[^ \t]+/)
+  out = substr(body, 1, RLENGTH); rest = substr(body, RLENGTH + 1); kept = 0; dropped = 0
+  # A kept name takes the spacing of the name removed before it.
+  sep = ""
+  while (match(rest, /^[ \t]+[^ \t]+/)) {
+    word = substr(rest, RSTART, RLENGTH); rest = substr(rest, RLENGTH + 1)
+    if (canon(word) == name) { dropped++; if (sep == "") { match(word, /^[ \t]+/); sep = substr(word, 1, RLENGTH) } }
+    else if (sep != "") { kept++; sub(/^[ \t]+/, sep, word); out = out word; sep = "" }
+    else { kept++; out = out word }
+    if (short != "" && canon(word) == short) expands = 1
+  }
+  if (expands) note(body " answers " name " too (expand-hosts with its domain)")
+  if (!dropped) return "keep"
+  stub(substr(body, 1, index(body " ", " ") - 1))
+  if (!kept) return "delete"
+  result = out
+  return "edit"
+}
 BEGIN {
   name = canon(ENVIRON["DNS_NAME"]); report = ENVIRON["REPORT"]; file = ENVIRON["FILE_LABEL"]
+  stubs = ENVIRON["STUBS"]; hosts = ENVIRON["HOSTS"] == "1"; short = canon(ENVIRON["EXPANDED_SHORT_NAME"])
   self = ENVIRON["SELF"]; deleted = 0; edited = 0; last_kept = 0
   split("interface-name dynamic-host mx-host srv-host txt-record ptr-record naptr-record caa-record dns-rr", \
     list, " ")
@@ -191,32 +614,30 @@ BEGIN {
 }
 {
   line = $0; last_kept = 1
-  if (index(line, "\"")) {
+  if (!hosts && index(line, "\"")) {
     if (line !~ /^[ \t\r\v\f]*#/ && mentions(line)) note("left as it is (a quoted value): " line)
     print line; next
   }
-  n = length(line); cut = n + 1; white = 1
-  for (i = 1; i <= n; i++) {
-    c = substr(line, i, 1)
-    if (c ~ /[ \t\r\v\f]/) white = 1
-    else if (white && c == "#") { cut = i; break }
-    else white = 0
-  }
-  content = substr(line, 1, cut - 1)
+  # In a hosts file a "#" anywhere starts a comment (cache.c, gettok).
+  if (hosts) { cut = index(line, "#"); if (!cut) cut = length(line) + 1; content = substr(line, 1, cut - 1) }
+  else content = split_comment(line)
   match(content, /^[ \t\r\v\f]*/); lead = substr(content, 1, RLENGTH); rest = substr(content, RLENGTH + 1)
   match(rest, /[ \t\r\v\f]*$/); body = substr(rest, 1, RSTART - 1)
   tail = substr(rest, RSTART) substr(line, cut)
-  eq = index(body, "=")
-  if (eq == 0) { print line; next }
-  key = trim(substr(body, 1, eq - 1))
-  after = substr(body, eq + 1); match(after, /^[ \t\r\v\f]*/)
-  head = substr(body, 1, eq + RLENGTH); value = substr(after, RLENGTH + 1)
-  covers = ""; result = ""
-  if (key == "address" || key == "server" || key == "local") action = domains(value)
-  else if (key == "host-record") action = names(value, 0)
-  else if (key == "cname") action = names(value, 1)
-  else if (key in single) action = first_name(value)
-  else action = "keep"
+  covers = ""; result = ""; head = ""
+  if (hosts) action = body == "" ? "keep" : hosts_names(body)
+  else {
+    eq = index(body, "=")
+    if (eq == 0) { print line; next }
+    key = trim(substr(body, 1, eq - 1))
+    after = substr(body, eq + 1); match(after, /^[ \t\r\v\f]*/)
+    head = substr(body, 1, eq + RLENGTH); value = substr(after, RLENGTH + 1)
+    if (key == "address" || key == "server" || key == "local") action = domains(value, key)
+    else if (key == "host-record") action = names(value, 0)
+    else if (key == "cname") action = names(value, 1)
+    else if (key in single) action = first_name(value)
+    else action = "keep"
+  }
   if (action == "delete") {
     printf "%s: %s:%d: %s  (line removed)\n", self, file, FNR, body > report
     deleted++; last_kept = 0; next
@@ -226,52 +647,53 @@ BEGIN {
     edited++; print lead head result tail
   } else print line
   if (covers != "") note(trim(covers) " in " body " still covers " name)
-  else if (action == "keep" && mentions(body)) note(body " still names " name)
+  else if (action == "keep" && mentions(body) && !(key == "server" || key == "rev-server"))
+    note(body " still names " name)
 }
 END { print deleted, edited, last_kept > ENVIRON["COUNTS"] }
 '
 
-# Nothing to do without the directory. When a parent cannot be searched, only root can tell.
-probe=$conf_dir
-while [[ ! -e $probe && $probe == */* ]]; do
-  probe=${probe%/*}
-  probe=${probe:-/}
-done
-if [[ ! -e $conf_dir ]] && ((EUID != 0)) && [[ -d $probe && ! -x $probe ]]; then
-  need_root "to look into $probe"
-fi
-if ! priv test -e "$conf_dir"; then
-  say "nothing to do for $name: $conf_dir does not exist"
-  exit 0
-fi
-priv test -d "$conf_dir" || die "$conf_dir is not a directory"
+# Runs the edit program over one file (HOSTS=1 for the hosts format); $work/N.orig, .new, .report, .counts.
+edit_file() {
+  local i=$1 path=$2 hosts=$3 label=$4
+  DNS_NAME=$name REPORT=$work/$i.report COUNTS=$work/$i.counts STUBS=$work/stubs FILE_LABEL=$label \
+    SELF=$self HOSTS=$hosts EXPANDED_SHORT_NAME=$expanded_short_name awk "$edit_program" "$path" \
+    >"$work/$i.new" || die "could not parse $label"
+}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/$self.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-
-if [[ ! -r $conf_dir || ! -x $conf_dir ]]; then
-  need_root "to read $conf_dir"
+# With expand-hosts, a hosts file's dotless NAME also answers NAME.DOMAIN.
+expanded_short_name=""
+if [[ -n $expand_hosts ]]; then
+  for domain in ${domains[@]+"${domains[@]}"}; do
+    domain=${domain%.}
+    short=${name%".$domain"}
+    if [[ $short != "$name" && $short != *.* ]] && [[ ${name,,} == "${short,,}.${domain,,}" ]]; then
+      expanded_short_name=$short
+    fi
+  done
 fi
-priv bash -c "$(declare -f list_conf_files); list_conf_files \"\$1\"" list "$conf_dir" >"$work/files" ||
-  die "could not list the files of $conf_dir"
-files=()
-while IFS= read -r -d '' file; do
-  files+=("$file")
-done <"$work/files"
 
-# Work out every change before touching anything.
+# The command line is read, never edited: an override there is for the user to move.
+printf '%s\n' ${cmdline_options[@]+"${cmdline_options[@]}"} >"$work/cmdline"
+edit_file cmdline "$work/cmdline" 0 "$cmdline_origin"
+read -r deleted edited _ <"$work/cmdline.counts"
+if ((deleted + edited > 0)); then
+  die "$cmdline_origin answers for $name: $(one_line "$(cat -- "$work/cmdline.report")"). This script" \
+    "edits files only; take that option out of how dnsmasq is started. Nothing changed"
+fi
+[[ ! -s $work/cmdline.report ]] || cat -- "$work/cmdline.report"
+
+files=("${conf_files[@]}" ${hosts_files[@]+"${hosts_files[@]}"})
 changed=()
 total_deleted=0
 total_edited=0
-for i in ${files[@]+"${!files[@]}"}; do
+for i in "${!files[@]}"; do
   file=${files[i]}
-  if [[ ! -r $file ]]; then
-    need_root "to read $file"
-  fi
-  priv cat -- "$file" >"$work/$i.orig" || die "could not read $file"
-  DNS_NAME=$name REPORT=$work/$i.report COUNTS=$work/$i.counts FILE_LABEL=$file SELF=$self \
-    awk "$edit_program" "$work/$i.orig" >"$work/$i.new" || die "could not parse $file"
-  [[ ! -s $work/$i.report ]] || cat -- "$work/$i.report"
+  hosts=0
+  ((i < ${#conf_files[@]})) || hosts=1
+  priv cat -- "$file" >"$work/$i.orig" || die "could not read $file; nothing changed"
+  edit_file "$i" "$work/$i.orig" "$hosts" "$file"
+  [[ ! -s $work/$i.report ]] || cat -- "$work/$i.report" | tee -a "$work/notes"
   read -r deleted edited last_kept <"$work/$i.counts"
   ((deleted + edited > 0)) || continue
   # awk ends every line with a newline; keep a file's missing final newline missing.
@@ -283,109 +705,100 @@ for i in ${files[@]+"${!files[@]}"}; do
   total_edited=$((total_edited + edited))
 done
 
+# Where the answer still comes from, as far as this script can tell.
+sources() {
+  local found=""
+  [[ ! -s $work/notes ]] || found=$(grep -F ': note: ' "$work/notes" | sed "s/^$self: note: //") || true
+  if [[ -n $found ]]; then
+    printf 'what still names it: %s' "$(one_line "$found")"
+  elif ((${#conf_scripts[@]} > 0)); then
+    printf 'no file dnsmasq reads names it, so look at the output of its conf-script: %s' "${conf_scripts[*]}"
+  else
+    printf 'no file dnsmasq reads names it: look for a DHCP lease of that name, or another program %s' \
+      "answering on $server port $dns_port"
+  fi
+}
+
+answered=$(printf '%s\n' "$before" | awk 'NF' | paste -sd ' ' -)
 if ((${#changed[@]} == 0)); then
-  say "nothing to do for $name: no record for it in $conf_dir"
+  stubs=$(stub_answers "$before")
+  if [[ -n $stubs ]]; then
+    die "dnsmasq still answers $name with $(paste -sd ' ' - <<<"$stubs"), from no record this script" \
+      "can remove; $(sources). Nothing changed"
+  fi
+  say "nothing to do for $name: no file dnsmasq reads has a record for it, and dnsmasq answers" \
+    "${answered:-no address}"
   exit 0
 fi
 
-for i in "${changed[@]}"; do
-  file=${files[i]}
-  if [[ ! -w $file || ! -w $conf_dir ]]; then
-    need_root "to edit $file"
-  fi
-done
+# --- The change, checked, and undone if it does not work ---------------------------------------------------
 
-dnsmasq_bin=""
-if [[ -z ${DNSMASQ_TEST_COMMAND+set} ]]; then
-  dnsmasq_bin=$(find_program dnsmasq) || say "note: no dnsmasq program here, so no dnsmasq --test"
-fi
-check_config() {
-  if [[ -n ${DNSMASQ_TEST_COMMAND+set} ]]; then
-    bash -c "$DNSMASQ_TEST_COMMAND" dnsmasq-test "$conf_dir"
-  elif [[ -n $dnsmasq_bin ]]; then
-    priv "$dnsmasq_bin" --test --conf-file=/dev/null "--conf-dir=$conf_dir"
-  fi
-}
-
-restart_how=""
-if [[ -n ${DNSMASQ_RESTART_COMMAND-} ]]; then
-  restart_how=DNSMASQ_RESTART_COMMAND
-elif [[ -d /run/systemd/system ]] && systemctl=$(find_program systemctl) &&
-  [[ $("$systemctl" show --property=LoadState dnsmasq.service 2>/dev/null) == LoadState=loaded ]]; then
-  restart_how="systemctl restart dnsmasq"
-  need_root "to restart dnsmasq"
-elif service=$(find_program service); then
-  restart_how="service dnsmasq restart"
-  need_root "to restart dnsmasq"
-else
-  die "cannot restart dnsmasq here: systemd has no dnsmasq unit and there is no service command" \
-    "(set DNSMASQ_RESTART_COMMAND); nothing changed"
-fi
-restart_dnsmasq() {
-  case $restart_how in
-    DNSMASQ_RESTART_COMMAND) bash -c "$DNSMASQ_RESTART_COMMAND" dnsmasq-restart "$conf_dir" ;;
-    systemctl*) priv "$systemctl" restart dnsmasq.service ;;
-    *) priv "$service" dnsmasq restart ;;
-  esac
-}
-
-# dnsmasq --test reads the directory on its own, so it can only judge the change if it accepts the
-# files as they are now.
-validate=1
-if ! output=$(check_config 2>&1); then
-  validate=""
-  say "note: dnsmasq --test rejects $conf_dir already, before any change ($(one_line "$output"));" \
-    "going on without that check"
-fi
-
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-backups=()
-written=()
-restore() {
+put_back() {
   local j failed=""
   for j in ${written[@]+"${written[@]}"}; do
-    if priv cp -- "${backups[j]}" "${files[j]}"; then
-      priv rm -f -- "${backups[j]}" || true
-    else
-      failed+=" ${files[j]} (from ${backups[j]})"
-    fi
+    priv cp -- "$work/$j.orig" "${files[j]}" || failed+=" ${files[j]}"
   done
-  [[ -z $failed ]] || printf '%s: %s\n' "$self" "COULD NOT RESTORE:$failed" >&2
+  written=()
+  if [[ -n $failed ]]; then
+    printf '%s: %s\n' "$self" "COULD NOT PUT BACK:$failed; their contents before the change are in $work" >&2
+    return 1
+  fi
 }
+# Puts the files back and, when dnsmasq was restarted on the change, starts it again on them.
+undo() {
+  put_back || return 1
+  if [[ -n $restarted ]]; then
+    local output
+    if ! output=$(start_again 2>&1); then
+      printf '%s: %s\n' "$self" "the files are back, but dnsmasq did NOT start again: $(one_line "$output")" >&2
+      return 1
+    fi
+    if ! ask_until_answered >/dev/null; then
+      printf '%s: %s\n' "$self" \
+        "the files are back, but dnsmasq does NOT answer at $server port $dns_port after starting again" >&2
+      return 1
+    fi
+  fi
+}
+fail() {
+  local message=$*
+  if undo; then
+    die "$message; the files are back as they were${restarted:+ and dnsmasq runs on them again}"
+  fi
+  work=""
+  die "$message"
+}
+
 for i in "${changed[@]}"; do
-  file=${files[i]}
-  backup="$conf_dir/.${file##*/}.$stamp.bak"
-  n=1
-  while priv test -e "$backup"; do
-    backup="$conf_dir/.${file##*/}.$stamp.$n.bak"
-    n=$((n + 1))
-  done
-  backups[i]=$backup
-  if ! priv cp -p -- "$file" "$backup"; then
-    restore
-    die "could not back up $file to $backup; nothing changed"
+  if ! priv test -w "${files[i]}"; then
+    need_root "to edit ${files[i]}"
   fi
+done
+for i in "${changed[@]}"; do
   # cp into the existing file keeps its owner, mode and links.
-  if ! priv cp -- "$work/$i.new" "$file"; then
-    written+=("$i")
-    restore
-    die "could not write $file; put back what was changed"
-  fi
   written+=("$i")
-  say "backed up $file to $backup"
+  priv cp -- "$work/$i.new" "${files[i]}" || fail "could not write ${files[i]}"
 done
 
-if [[ -n $validate ]] && ! output=$(check_config 2>&1); then
-  restore
-  die "dnsmasq --test rejects $conf_dir after the change, so the original files are back and dnsmasq" \
-    "was not restarted: $(one_line "$output")"
+if ! output=$(config_test); then
+  fail "dnsmasq --test rejects the configuration after the change, so dnsmasq was not restarted:" \
+    "$(one_line "$output")"
 fi
-
+restarted=1
 if ! output=$(restart_dnsmasq 2>&1); then
-  restore
-  die "restarting dnsmasq ($restart_how) failed, so the original files are back (check that dnsmasq" \
-    "runs): $(one_line "$output")"
+  fail "restarting dnsmasq ($restart_how) failed: $(one_line "$output")"
 fi
+if ! after=$(ask_until_answered); then
+  fail "dnsmasq does not answer at $server port $dns_port after the restart ($restart_how)"
+fi
+written=()
 
-say "removed $((total_deleted + total_edited)) line(s) for $name ($total_deleted deleted, $total_edited" \
-  "edited) in ${#changed[@]} file(s) of $conf_dir; dnsmasq restarted"
+summary="removed $((total_deleted + total_edited)) line(s) for $name ($total_deleted deleted,"
+summary+=" $total_edited edited) in ${#changed[@]} file(s)"
+stubs=$(stub_answers "$after")
+if [[ -n $stubs ]]; then
+  die "$summary and restarted dnsmasq, but it still answers $name with $(paste -sd ' ' - <<<"$stubs");" \
+    "$(sources)"
+fi
+answered=$(printf '%s\n' "$after" | awk 'NF' | paste -sd ' ' -)
+say "$summary; restarted dnsmasq ($restart_how), which answers ${answered:-no address} for it"

@@ -1,17 +1,21 @@
-"""A real dnsmasq answering on 127.0.0.1 for the tests, and a restart command scripts can call.
+"""A real dnsmasq answering on 127.0.0.1 for the tests, and the commands scripts can call to restart it.
 
 `Dnsmasq.start()` launches a small supervisor (this file, run as `serve STATE_DIR`) that runs dnsmasq in the
-foreground on a free loopback port, reading only the given conf dir: no /etc/dnsmasq.conf, no /etc/hosts, no
-upstream servers. The state directory holds the port, the conf dir, the supervisor's pid and a log of
-restarts, so that another process, for example scripts/update-bootstrap-dns.sh through
-DNSMASQ_RESTART_COMMAND, can restart that dnsmasq with
+foreground on a free loopback port, reading only its own configuration: the given main file (none by
+default), conf dir and options; no /etc/dnsmasq.conf, no /etc/hosts, no upstream servers. The state
+directory holds the port, the options, the supervisor's pid, dnsmasq's pid file (only while dnsmasq runs,
+as a real pid file) and a log of restarts, so that another process, for example
+scripts/update-bootstrap-dns.sh through --pid-file and --restart-command, can find that dnsmasq and
+restart it with
 
     python tests/dnsmasq.py restart STATE_DIR
 
 It asks the supervisor to stop dnsmasq and start it again, waits until the new one answers (or failed to
-start, with dnsmasq's own message) and so counts as one restart. dnsmasq stays the supervisor's child and the
-supervisor the test's, so every process is reaped. Being run as a script, this file imports nothing from the
-project. The restart command needs the rights of the user that started the supervisor (root in the tests).
+start, with dnsmasq's own message) and so counts as one restart. `stop STATE_DIR` stops dnsmasq and leaves
+it stopped, as a failed restart does; a later `restart` starts it. dnsmasq stays the supervisor's child and
+the supervisor the test's, so every process is reaped. Being run as a script, this file imports nothing
+from the project. The commands need the rights of the user that started the supervisor (root in the
+tests).
 """
 
 from __future__ import annotations
@@ -52,18 +56,35 @@ def free_port() -> int:
 
 
 class Dnsmasq:
-    def __init__(self, state_dir: Path, conf_dir: Path | None = None, port: int | None = None) -> None:
+    """One supervised dnsmasq. `options` are dnsmasq's configuration options (`--conf-dir=...`) besides its
+    main file: `conf_file` (none by default, as `--conf-file=/dev/null`)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        conf_dir: Path | None = None,
+        port: int | None = None,
+        *,
+        conf_file: Path | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.state_dir = state_dir
         state = state_dir / "state.json"
-        if conf_dir is None or port is None:
+        if port is None:
             saved = json.loads(state.read_text())
-            conf_dir, port = Path(saved["conf_dir"]), int(saved["port"])
+            self.port, self.config = int(saved["port"]), list(saved["config"])
         else:
+            self.port = port
+            self.config = [
+                f"--conf-file={conf_file or '/dev/null'}",
+                *([f"--conf-dir={conf_dir}"] if conf_dir else []),
+                *options,
+            ]
             state_dir.mkdir(parents=True, exist_ok=True)
-            state.write_text(json.dumps({"conf_dir": str(conf_dir), "port": port}))
+            state.write_text(json.dumps({"port": port, "config": self.config}))
         self.conf_dir = conf_dir
-        self.port = port
         self.supervisor_pid = state_dir / "supervisor.pid"
+        self.pid_file = state_dir / "dnsmasq.pid"
         self.log_file = state_dir / "dnsmasq.log"
         self.restart_log = state_dir / "restarts"
         self.failure = state_dir / "failure"
@@ -75,6 +96,15 @@ class Dnsmasq:
     def restart_command(self) -> str:
         """Shell command text that restarts this dnsmasq."""
         return shlex.join([sys.executable, str(Path(__file__).resolve()), "restart", str(self.state_dir)])
+
+    @property
+    def stop_command(self) -> str:
+        """Shell command text that stops this dnsmasq and leaves it stopped."""
+        return shlex.join([sys.executable, str(Path(__file__).resolve()), "stop", str(self.state_dir)])
+
+    @property
+    def running(self) -> bool:
+        return self.pid_file.exists()
 
     @property
     def restarts(self) -> int:
@@ -142,8 +172,7 @@ class Dnsmasq:
             [
                 dnsmasq,
                 "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                f"--conf-dir={self.conf_dir}",
+                *self.config,
                 f"--port={self.port}",
                 "--listen-address=127.0.0.1",
                 "--bind-interfaces",
@@ -168,12 +197,19 @@ class Dnsmasq:
                 process.communicate()
                 raise RuntimeError(f"dnsmasq on port {self.port} did not answer within {TIMEOUT}s")
             time.sleep(0.01)
+        self.pid_file.write_text(f"{process.pid}\n")
         return process
 
+    def _stop_dnsmasq(self, process: subprocess.Popen[str] | None) -> None:
+        self.pid_file.unlink(missing_ok=True)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.communicate(timeout=TIMEOUT)
+
     def serve(self) -> int:
-        """Runs dnsmasq; SIGUSR1 restarts it, SIGTERM ends both."""
+        """Runs dnsmasq; SIGUSR1 restarts it (or starts it), SIGUSR2 stops it, SIGTERM ends both."""
         requests: list[int] = []
-        for signum in (signal.SIGUSR1, signal.SIGTERM):
+        for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
             signal.signal(signum, lambda signum, _frame: requests.append(signum))
         self.failure.unlink(missing_ok=True)
         process: subprocess.Popen[str] | None = None
@@ -184,12 +220,14 @@ class Dnsmasq:
                 if not requests:
                     time.sleep(0.01)
                     continue
-                if requests.pop(0) == signal.SIGTERM:
+                request = requests.pop(0)
+                if request == signal.SIGTERM:
                     return 0
-                if process is not None:
-                    process.terminate()
-                    process.communicate(timeout=TIMEOUT)
-                    process = None
+                self._stop_dnsmasq(process)
+                process = None
+                if request == signal.SIGUSR2:
+                    (self.state_dir / "stopped").write_text("")
+                    continue
                 try:
                     process = self._run_dnsmasq()
                 except RuntimeError as error:
@@ -200,9 +238,7 @@ class Dnsmasq:
             self.failure.write_text(str(error))
             return 1
         finally:
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.communicate(timeout=TIMEOUT)
+            self._stop_dnsmasq(process)
 
     def request_restart(self) -> int:
         try:
@@ -223,13 +259,30 @@ class Dnsmasq:
             return 1
         return 0
 
+    def request_stop(self) -> int:
+        try:
+            pid = int(self.supervisor_pid.read_text())
+        except (FileNotFoundError, ValueError):
+            print(f"dnsmasq is not running (no {self.supervisor_pid})", file=sys.stderr)
+            return 1
+        stopped = self.state_dir / "stopped"
+        stopped.unlink(missing_ok=True)
+        os.kill(pid, signal.SIGUSR2)
+        deadline = time.monotonic() + TIMEOUT
+        while not stopped.exists():
+            if time.monotonic() > deadline:
+                print("dnsmasq did not stop in time", file=sys.stderr)
+                return 1
+            time.sleep(0.01)
+        return 0
+
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("serve", "restart"):
-        print("usage: dnsmasq.py serve|restart STATE_DIR", file=sys.stderr)
+    commands = {"serve": Dnsmasq.serve, "restart": Dnsmasq.request_restart, "stop": Dnsmasq.request_stop}
+    if len(argv) != 2 or argv[0] not in commands:
+        print("usage: dnsmasq.py serve|restart|stop STATE_DIR", file=sys.stderr)
         return 2
-    server = Dnsmasq(Path(argv[1]))
-    return server.serve() if argv[0] == "serve" else server.request_restart()
+    return commands[argv[0]](Dnsmasq(Path(argv[1])))
 
 
 if __name__ == "__main__":

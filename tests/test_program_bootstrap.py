@@ -116,12 +116,31 @@ def test_strict_arp_is_applied_only_when_asked():
 
 def test_dns_fix_runs_the_script_over_ssh_on_the_stack_dns_host(kind_dev):
     fix = kind_dev.one(REMOTE_COMMAND, "dns-override-dnsmasq")
-    assert fix.inputs["create"] == dns_fix_command("bootstrap.macula.local", "/etc/dnsmasq.d")
+    assert fix.inputs["create"] == dns_fix_command("bootstrap.macula.local")
+    assert fix.inputs["create"].endswith("update-bootstrap-dns.sh bootstrap.macula.local")
     connection, _ = unwrap_secret(fix.inputs["connection"])
     assert (connection["host"], connection["port"], connection["user"]) == ("192.168.129.3", 22, "macula")
     assert "privateKey" not in connection, "without a configured key the provider uses ssh-agent"
     # No time-based or always-changing triggers: it runs again only when its text or inputs change.
     assert "triggers" not in fix.inputs
+
+
+def test_dns_fix_takes_the_hosts_restart_command_and_pid_file():
+    dns_fix = {
+        "host": "192.168.129.3",
+        "user": "macula",
+        "restartCommand": "nmcli general reload dns-full",
+        "pidFile": "/run/NetworkManager/dnsmasq.pid",
+    }
+    run = run_program("kind-dev", with_config("kind-dev", dnsFix=dns_fix))
+    fix = run.one(REMOTE_COMMAND, "dns-override-dnsmasq")
+    assert fix.inputs["create"] == dns_fix_command(
+        "bootstrap.macula.local", "nmcli general reload dns-full", "/run/NetworkManager/dnsmasq.pid"
+    )
+    assert fix.inputs["create"].endswith(
+        "update-bootstrap-dns.sh --restart-command 'nmcli general reload dns-full' "
+        "--pid-file /run/NetworkManager/dnsmasq.pid bootstrap.macula.local"
+    )
 
 
 def test_firewall_port_is_opened_by_the_same_connection(kind_dev):

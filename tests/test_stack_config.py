@@ -320,10 +320,25 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
         "dnsFix.hostKey",
         ['"SHA256:abcdef"', "ssh-keyscan"],
     ),
-    "DNS fix conf dir not absolute": (
-        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "confDir": "dnsmasq.d"}},
+    "DNS fix conf dir, no longer used": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "confDir": "/etc/dnsmasq.d"}},
         "dnsFix.confDir",
-        ['"dnsmasq.d"', "absolute"],
+        ["no longer used", "reads what the running dnsmasq reads", "remove the key"],
+    ),
+    "DNS fix restart command empty": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "restartCommand": "  "}},
+        "dnsFix.restartCommand",
+        ['"  "', "is not a shell command"],
+    ),
+    "DNS fix restart command not text": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "restartCommand": ["systemctl", "restart"]}},
+        "dnsFix.restartCommand",
+        ['["systemctl", "restart"]', "is not a shell command"],
+    ),
+    "DNS fix pid file not absolute": (
+        {"dnsFix": {"host": "192.168.129.3", "user": "macula", "pidFile": "dnsmasq.pid"}},
+        "dnsFix.pidFile",
+        ['"dnsmasq.pid"', "is not an absolute path"],
     ),
     "typo in a DNS fix key": (
         {"dnsFix": {"host": "192.168.129.3", "user": "macula", "openFirewal": True}},
@@ -413,7 +428,7 @@ def test_bootstrap_and_dns_fix_defaults():
     assert config.bootstrap.port == 4433
     assert config.dns_fix.port == 22
     assert config.dns_fix.hostname == "bootstrap.macula.local"
-    assert config.dns_fix.conf_dir == "/etc/dnsmasq.d"
+    assert config.dns_fix.restart_command is None and config.dns_fix.pid_file is None
     assert config.dns_fix.open_firewall is False
     assert config.dns_fix.host_key is None and config.dns_fix.private_key is None
 

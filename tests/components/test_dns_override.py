@@ -2,9 +2,10 @@
 
 A real sshd on 127.0.0.1 (throwaway host key, pinned in known_hosts), a real dnsmasq serving a root-owned
 conf dir, and non-root login users, one with passwordless sudo and one without. sshd hands the command text
-to the login shell with -c, exactly as for the provider. sshd's SetEnv gives the sessions what the real host
-has and a test machine has not: a way to restart the test's dnsmasq (DNSMASQ_RESTART_COMMAND, through
-sudo as systemctl would need) and a ufw that only pretends (UFW="ufw --dry-run").
+to the login shell with -c, exactly as for the provider. The DNS fix finds the test's dnsmasq and restarts it
+the way the stack's dnsFix.pidFile and dnsFix.restartCommand tell it to on a host where dnsmasq is not
+systemd's (through sudo, as systemctl would need). sshd's SetEnv gives the sessions a ufw that only
+pretends (UFW="ufw --dry-run").
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ NAME = "bootstrap.macula.local"
 CONF = """\
 # bootstrap.macula.local answered by a local stub, until the DNS fix
 address=/bootstrap.macula.local/127.0.0.2
-address=/macula.local/127.0.0.9
+address=/macula.local/192.0.2.9
 host-record=other.macula.local,bootstrap.macula.local,127.0.0.2
 """
 CONF_AFTER = """\
 # bootstrap.macula.local answered by a local stub, until the DNS fix
-address=/macula.local/127.0.0.9
+address=/macula.local/192.0.2.9
 host-record=other.macula.local,127.0.0.2
 """
 StartSsh = Callable[[dict[str, str]], SshServer]
@@ -69,53 +70,56 @@ def start_ssh(users: LoginUsers) -> Iterator[StartSsh]:
 
 
 @pytest.fixture
-def ssh(start_ssh: StartSsh, dnsmasq: Dnsmasq) -> SshServer:
-    return start_ssh({"DNSMASQ_RESTART_COMMAND": f"sudo -n {dnsmasq.restart_command}"})
+def ssh(start_ssh: StartSsh) -> SshServer:
+    return start_ssh({})
 
 
 def conf_file(dnsmasq: Dnsmasq) -> Path:
+    assert dnsmasq.conf_dir is not None
     return dnsmasq.conf_dir / "macula.conf"
+
+
+def fix_command(dnsmasq: Dnsmasq) -> str:
+    """The program's command text for a host whose dnsmasq is this one (dnsFix.restartCommand, .pidFile)."""
+    return dns_fix_command(NAME, f"sudo -n {dnsmasq.restart_command}", str(dnsmasq.pid_file))
 
 
 def test_dns_fix_removes_the_override_over_ssh_with_sudo(ssh: SshServer, dnsmasq: Dnsmasq, users: LoginUsers):
     assert dnsmasq.query(NAME) == ["127.0.0.2"]
     other = dnsmasq.query("other.macula.local")
 
-    result = ssh.run(dns_fix_command(NAME, str(dnsmasq.conf_dir)), users.with_sudo.name)
+    result = ssh.run(fix_command(dnsmasq), users.with_sudo.name)
 
     assert result.returncode == 0, result.stderr
-    assert dnsmasq.query(NAME) == ["127.0.0.9"]
+    assert dnsmasq.query(NAME) == ["192.0.2.9"]
     assert dnsmasq.query("other.macula.local") == other
     assert conf_file(dnsmasq).read_text() == CONF_AFTER
     stat = conf_file(dnsmasq).stat()
     assert (stat.st_uid, stat.st_mode & 0o777) == (0, 0o644)
-    [backup] = dnsmasq.conf_dir.glob(".macula.conf.*.bak")
-    assert backup.read_text() == CONF
+    assert [p.name for p in conf_file(dnsmasq).parent.iterdir()] == ["macula.conf"]
     assert dnsmasq.restarts == 1
-    assert result.stdout.splitlines()[-1].endswith("dnsmasq restarted")
+    assert result.stdout.splitlines()[-1].endswith("which answers 192.0.2.9 for it")
 
 
 def test_dns_fix_run_again_over_ssh_changes_nothing(ssh: SshServer, dnsmasq: Dnsmasq, users: LoginUsers):
-    command = dns_fix_command(NAME, str(dnsmasq.conf_dir))
+    command = fix_command(dnsmasq)
     assert ssh.run(command, users.with_sudo.name).returncode == 0
-    files = {p.name: p.read_bytes() for p in dnsmasq.conf_dir.iterdir()}
+    files = conf_file(dnsmasq).read_bytes()
 
     result = ssh.run(command, users.with_sudo.name)
 
     assert result.returncode == 0, result.stderr
     assert "nothing to do for bootstrap.macula.local" in result.stdout
-    assert {p.name: p.read_bytes() for p in dnsmasq.conf_dir.iterdir()} == files
+    assert conf_file(dnsmasq).read_bytes() == files
     assert dnsmasq.restarts == 1
 
 
 def test_dns_fix_over_ssh_without_sudo_fails_clearly(ssh: SshServer, dnsmasq: Dnsmasq, users: LoginUsers):
-    result = ssh.run(dns_fix_command(NAME, str(dnsmasq.conf_dir)), users.without_sudo.name)
+    result = ssh.run(fix_command(dnsmasq), users.without_sudo.name)
 
     assert result.returncode == 1
-    assert (
-        f"needs root or passwordless sudo to edit {conf_file(dnsmasq)} (sudo: a password is required)"
-        in result.stderr
-    )
+    assert result.stderr.startswith("update-bootstrap-dns: needs root or passwordless sudo to ")
+    assert result.stderr.endswith("(sudo: a password is required); nothing changed\n")
     assert conf_file(dnsmasq).read_text() == CONF
     assert dnsmasq.restarts == 0
     assert dnsmasq.query(NAME) == ["127.0.0.2"]
@@ -129,7 +133,7 @@ def test_a_host_key_other_than_the_pinned_one_is_refused(
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{ssh.port} {other[0]} {other[1]}\n")
 
-    result = ssh.run(dns_fix_command(NAME, str(dnsmasq.conf_dir)), users.with_sudo.name, known_hosts)
+    result = ssh.run(fix_command(dnsmasq), users.with_sudo.name, known_hosts)
 
     assert result.returncode == 255
     assert "Host key verification failed" in result.stderr

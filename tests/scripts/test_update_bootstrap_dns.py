@@ -1,16 +1,22 @@
 """scripts/update-bootstrap-dns.sh against a real dnsmasq on 127.0.0.1: the override goes, the rest stays.
 
-Each test writes a conf dir, starts dnsmasq on it, runs the script's command text (the same text
-components/dns_override.py hands to Pulumi) and asks dnsmasq with dig what it answers. The script restarts
-that dnsmasq through DNSMASQ_RESTART_COMMAND, which also counts the restarts; `dnsmasq --test` is the
-script's real default check.
+Each test lays out dnsmasq's files the way a real host does (a main file, conf-dir with its filters,
+conf-file includes, addn-hosts and hostsdir), starts dnsmasq on them and runs the script's command text
+(the text components/dns_override.py hands to Pulumi). The script finds that dnsmasq through its pid
+file, reads its command line, and restarts it through --restart-command, which also counts the restarts.
+A second dnsmasq stands in for the LAN's real DNS: the host's dnsmasq forwards macula.local to it, so once
+the override is gone the name resolves to the LAN address, as it does on the real host. `dnsmasq --test`
+and dig are the real programs.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,95 +29,97 @@ from tests.sshd import LoginUser, LoginUsers, login_users, require_root, run_com
 from tests.system_programs import require_tool
 
 NAME = "bootstrap.macula.local"
-
-MACULA_CONF = """\
-# Macula names on the LAN. bootstrap.macula.local pointed at a local stub:
-address=/bootstrap.macula.local/127.0.0.2
-#address=/bootstrap.macula.local/127.0.0.2   an old copy, commented out, stays
-address=/legacy.macula.local/bootstrap.macula.local/127.0.0.2   # the old name of the stub
-address=/macula.local/127.0.0.9
-address=/xbootstrap.macula.local/127.0.0.7
-host-record=other.macula.local,127.0.0.5
-cname=www.macula.local,other.macula.local
-"""
-MACULA_CONF_AFTER = """\
-# Macula names on the LAN. bootstrap.macula.local pointed at a local stub:
-#address=/bootstrap.macula.local/127.0.0.2   an old copy, commented out, stays
-address=/legacy.macula.local/127.0.0.2   # the old name of the stub
-address=/macula.local/127.0.0.9
-address=/xbootstrap.macula.local/127.0.0.7
-host-record=other.macula.local,127.0.0.5
-cname=www.macula.local,other.macula.local
-"""
-# Another file, whose host-record also names the bootstrap host (upper case, trailing dot), and no final
-# newline, which must stay missing.
-PRINTER_CONF = "host-record=printer.macula.local,Bootstrap.Macula.Local.,127.0.0.2"
-PRINTER_CONF_AFTER = "host-record=printer.macula.local,127.0.0.2"
-# Files dnsmasq's conf-dir skips, so the script must leave them alone too.
-SKIPPED = {
-    ".macula.conf.swp": "address=/bootstrap.macula.local/127.0.0.2\n",
-    "macula.conf~": "address=/bootstrap.macula.local/127.0.0.2\n",
-    "#macula.conf#": "address=/bootstrap.macula.local/127.0.0.2\n",
-}
-OTHER_NAMES = [
-    "legacy.macula.local",
-    "other.macula.local",
-    "www.macula.local",
-    "printer.macula.local",
-    "xbootstrap.macula.local",
-    "anything.macula.local",
-]
-
-
-def run_script(
-    conf_dir: Path, env: dict[str, str], *args: str, as_user: LoginUser | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Runs the command text Pulumi runs, under /bin/sh -c as sshd would; args default to NAME CONF_DIR."""
-    command = script_command("update-bootstrap-dns.sh", *(args or (NAME, str(conf_dir))))
-    return run_command_text(command, env, as_user)
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+LAN_ADDRESS = "192.0.2.51"  # what the LAN's DNS answers for NAME
+SELF = "update-bootstrap-dns"
 
 
 @dataclass
-class Served:
-    conf_dir: Path
-    dnsmasq: Dnsmasq
+class Host:
+    """The DNS host's dnsmasq files under `root`, and the dnsmasq that reads them."""
+
+    root: Path
+    lan_dns_port: int
+    dnsmasq: Dnsmasq | None = None
 
     @property
-    def env(self) -> dict[str, str]:
-        return {"DNSMASQ_RESTART_COMMAND": self.dnsmasq.restart_command}
+    def main_file(self) -> Path:
+        return self.root / "dnsmasq.conf"
 
-    def answers(self) -> dict[str, list[str]]:
-        return {name: self.dnsmasq.query(name) for name in [NAME, *OTHER_NAMES]}
+    @property
+    def conf_dir(self) -> Path:
+        return self.root / "dnsmasq.d"
+
+    def write(self, files: dict[str, str]) -> None:
+        """Writes files under root (paths relative to it), with {root} and {lan} filled in."""
+        for relative, text in files.items():
+            path = self.root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.format(root=self.root, lan=f"127.0.0.1#{self.lan_dns_port}"))
+            path.chmod(0o644)
+
+    def start(self, *options: str, conf_file: bool = True) -> Dnsmasq:
+        self.dnsmasq = Dnsmasq(
+            self.root.parent / f"{self.root.name}-state",
+            None,
+            free_port(),
+            conf_file=self.main_file if conf_file else None,
+            options=options,
+        )
+        self.dnsmasq.start()
+        return self.dnsmasq
+
+    def files(self) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(self.root)): p.read_bytes() for p in sorted(self.root.rglob("*")) if p.is_file()
+        }
+
+    def command(self, *args: str, restart_command: str | None = None) -> str:
+        """The command text Pulumi runs on the DNS host, aimed at this host's dnsmasq."""
+        assert self.dnsmasq is not None
+        restart = restart_command if restart_command is not None else self.dnsmasq.restart_command
+        return dns_command("--pid-file", str(self.dnsmasq.pid_file), "--restart-command", restart, *args)
+
+    def run(
+        self, *args: str, restart_command: str | None = None, as_user: LoginUser | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_command_text(self.command(*args, restart_command=restart_command), {}, as_user)
+
+    def answer(self, name: str = NAME) -> list[str]:
+        assert self.dnsmasq is not None
+        return self.dnsmasq.query(name)
 
 
-@pytest.fixture
-def conf_dir() -> Iterator[Path]:
-    """A root-owned conf dir other users may read, like /etc/dnsmasq.d."""
-    path = shared_temp_dir("macula-dnsmasq.d-")
-    yield path
-    shutil.rmtree(path)
+def dns_command(*args: str) -> str:
+    return script_command("update-bootstrap-dns.sh", *args)
 
 
-@pytest.fixture
-def served(conf_dir: Path, tmp_path: Path) -> Iterator[Served]:
+@pytest.fixture(scope="module")
+def lan_dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The LAN's real DNS (PowerDNS on the real LAN): a dnsmasq answering macula.local names."""
     require_tool("dnsmasq")
     require_tool("dig")
-    (conf_dir / "macula.conf").write_text(MACULA_CONF)
-    (conf_dir / "printer.conf").write_text(PRINTER_CONF)
-    for name, text in SKIPPED.items():
-        (conf_dir / name).write_text(text)
-    for path in conf_dir.iterdir():
-        path.chmod(0o644)
-    dnsmasq = Dnsmasq(tmp_path / "dnsmasq", conf_dir, free_port())
-    dnsmasq.start()
-    try:
-        yield Served(conf_dir, dnsmasq)
-    finally:
-        dnsmasq.stop()
+    root = tmp_path_factory.mktemp("lan-dns")
+    (root / "lan.conf").write_text(
+        f"address=/{NAME}/{LAN_ADDRESS}\naddress=/printer.macula.local/192.0.2.60\n"
+        "address=/legacy.macula.local/192.0.2.61\n"
+    )
+    server = Dnsmasq(root / "state", root, free_port())
+    server.start()
+    yield server.port
+    server.stop()
+
+
+@pytest.fixture
+def host(lan_dns: int) -> Iterator[Host]:
+    """A root-owned directory other users may read, like /etc, for one DNS host's dnsmasq files."""
+    parent = shared_temp_dir("macula-dns-host-")
+    root = parent / "etc"
+    root.mkdir(mode=0o755)
+    served = Host(root, lan_dns)
+    yield served
+    if served.dnsmasq is not None:
+        served.dnsmasq.stop()
+    shutil.rmtree(parent)
 
 
 @pytest.fixture(scope="module")
@@ -120,127 +128,269 @@ def users() -> Iterator[LoginUsers]:
         yield created
 
 
-def test_removes_the_override_and_keeps_every_other_record(served: Served):
-    before = served.answers()
-    assert before[NAME] == ["127.0.0.2"]
+# A Fedora-like main file (conf-dir with exclusions) that also includes a file and reads hosts files.
+MAIN = """\
+# The DNS host's dnsmasq: forwards macula.local to the LAN's DNS.
+server=/macula.local/{lan}
+conf-dir={root}/dnsmasq.d,.rpmnew,.rpmsave
+conf-dir={root}/only-conf.d,*.conf
+conf-file={root}/macula-include.conf
+addn-hosts={root}/hosts.d
+hostsdir={root}/hostsdir
+address=/bootstrap.macula.local/127.0.0.2   # the runbook's stub
+"""
+MAIN_AFTER = """\
+# The DNS host's dnsmasq: forwards macula.local to the LAN's DNS.
+server=/macula.local/{lan}
+conf-dir={root}/dnsmasq.d,.rpmnew,.rpmsave
+conf-dir={root}/only-conf.d,*.conf
+conf-file={root}/macula-include.conf
+addn-hosts={root}/hosts.d
+hostsdir={root}/hostsdir
+"""
+# Records for other names, a forward of the name itself, and comments stay, byte for byte; the last line
+# has no final newline, and keeps none.
+MACULA_CONF = """\
+#address=/bootstrap.macula.local/127.0.0.2   an old copy, commented out, stays
+server=/bootstrap.macula.local/{lan}
+rev-server=192.0.2.0/24,{lan}
+host-record=printer.macula.local,bootstrap.macula.local,127.0.0.2  # bootstrap.macula.local was here
+address=/xbootstrap.macula.local/127.0.0.7"""
+MACULA_CONF_AFTER = """\
+#address=/bootstrap.macula.local/127.0.0.2   an old copy, commented out, stays
+server=/bootstrap.macula.local/{lan}
+rev-server=192.0.2.0/24,{lan}
+host-record=printer.macula.local,127.0.0.2  # bootstrap.macula.local was here
+address=/xbootstrap.macula.local/127.0.0.7"""
+INCLUDE = "address=/legacy.macula.local/Bootstrap.Macula.Local./127.0.0.2\n"
+INCLUDE_AFTER = "address=/legacy.macula.local/127.0.0.2\n"
+HOSTS = "127.0.0.2\tbootstrap.macula.local  stub.macula.local # the stub\n127.0.0.3 bootstrap.macula.local\n"
+HOSTS_AFTER = "127.0.0.2\tstub.macula.local # the stub\n"
+STUB = "address=/bootstrap.macula.local/127.0.0.2\n"
+# Files dnsmasq does not read: its filters skip them, so the script must leave them alone too.
+NOT_READ = {
+    "dnsmasq.d/macula.conf.rpmnew": STUB,
+    "dnsmasq.d/.macula.conf.swp": STUB,
+    "dnsmasq.d/macula.conf~": STUB,
+    "dnsmasq.d/#macula.conf#": STUB,
+    "only-conf.d/notes.txt": STUB,
+    "hostsdir/.hosts.swp": "127.0.0.2 bootstrap.macula.local\n",
+    "unread.d/stub.conf": STUB,
+}
+LAYOUT = {
+    "dnsmasq.conf": MAIN,
+    "dnsmasq.d/macula.conf": MACULA_CONF,
+    "only-conf.d/stub.conf": STUB,
+    "macula-include.conf": INCLUDE,
+    "hosts.d/stub": HOSTS,
+    "hostsdir/stub": "127.0.0.4 BOOTSTRAP.macula.local\n",
+    **NOT_READ,
+}
 
-    result = run_script(served.conf_dir, served.env)
+
+def test_removes_every_override_dnsmasq_reads_and_the_name_resolves_through_the_lan_dns(host: Host):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    assert host.answer() == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+    result = host.run()
 
     assert result.returncode == 0, result.stderr
-    after = served.answers()
-    # No longer the stub; the parent domain's record answers now, as for any other macula.local name.
-    assert after[NAME] == ["127.0.0.9"]
-    assert {n: a for n, a in after.items() if n != NAME} == {n: a for n, a in before.items() if n != NAME}
-    assert (served.conf_dir / "macula.conf").read_text() == MACULA_CONF_AFTER
-    assert (served.conf_dir / "printer.conf").read_text() == PRINTER_CONF_AFTER
-    for name, text in SKIPPED.items():
-        assert (served.conf_dir / name).read_text() == text
-    assert served.dnsmasq.restarts == 1
+    assert host.answer() == [LAN_ADDRESS]
+    assert host.answer("printer.macula.local") == ["127.0.0.2"]
+    assert host.answer("legacy.macula.local") == ["127.0.0.2"]
+    assert host.answer("stub.macula.local") == ["127.0.0.2"]
+    expected = {
+        "dnsmasq.conf": MAIN_AFTER,
+        "dnsmasq.d/macula.conf": MACULA_CONF_AFTER,
+        "only-conf.d/stub.conf": "",
+        "macula-include.conf": INCLUDE_AFTER,
+        "hosts.d/stub": HOSTS_AFTER,
+        "hostsdir/stub": "",
+        **NOT_READ,
+    }
+    formatted = {
+        k: v.format(root=host.root, lan=f"127.0.0.1#{host.lan_dns_port}") for k, v in expected.items()
+    }
+    assert host.files() == {k: v.encode() for k, v in formatted.items()}
+    assert dnsmasq.restarts == 1
     assert result.stdout.splitlines()[-1] == (
-        f"update-bootstrap-dns: removed 3 line(s) for {NAME} (1 deleted, 2 edited) "
-        f"in 2 file(s) of {served.conf_dir}; dnsmasq restarted"
+        f"{SELF}: removed 7 line(s) for {NAME} (4 deleted, 3 edited) in 6 file(s); restarted dnsmasq "
+        f"({dnsmasq.restart_command}), which answers {LAN_ADDRESS} for it"
     )
-    assert f"{served.conf_dir}/macula.conf:2: address=/bootstrap.macula.local/127.0.0.2" in result.stdout
+    assert f"{host.main_file}:8: address=/bootstrap.macula.local/127.0.0.2  (line removed)" in result.stdout
+    assert result.stderr == ""
 
 
-def test_keeps_a_backup_of_each_changed_file_where_dnsmasq_does_not_read_it(served: Served):
-    result = run_script(served.conf_dir, served.env)
+def test_debians_conf_dir_on_the_command_line_with_its_exclusions(host: Host):
+    # Debian's init script starts dnsmasq with -7 DIR,.dpkg-dist,.dpkg-old,.dpkg-new.
+    host.write(
+        {
+            "dnsmasq.conf": "server=/macula.local/{lan}\n",
+            "dnsmasq.d/macula": STUB,
+            "dnsmasq.d/macula.dpkg-old": STUB,
+            "dnsmasq.d/.dpkg-new": STUB,  # skipped as a dot file, not as a suffix
+        }
+    )
+    dnsmasq = host.start("-7", f"{host.conf_dir},.dpkg-dist,.dpkg-old,.dpkg-new")
 
-    assert result.returncode == 0, result.stderr
-    backups = sorted(p for p in served.conf_dir.glob(".*.bak"))
-    assert [p.name.split(".")[1] for p in backups] == ["macula", "printer"]
-    assert backups[0].read_text() == MACULA_CONF
-    assert backups[1].read_text() == PRINTER_CONF
-    for backup in backups:
-        assert f"to {backup}" in result.stdout
-    # The backups still hold the override, and dnsmasq, restarted, does not answer it.
-    assert served.dnsmasq.query(NAME) == ["127.0.0.9"]
-
-
-def test_a_second_run_changes_nothing_and_restarts_nothing(served: Served):
-    assert run_script(served.conf_dir, served.env).returncode == 0
-    files = snapshot(served.conf_dir)
-    answers = served.answers()
-
-    result = run_script(served.conf_dir, served.env)
+    result = host.run()
 
     assert result.returncode == 0, result.stderr
-    *notes, summary = result.stdout.splitlines()
-    assert summary == f"update-bootstrap-dns: nothing to do for {NAME}: no record for it in {served.conf_dir}"
-    # Only the reminder that the parent domain's record still covers the name.
-    assert [note.split(": ")[1] for note in notes] == ["note"]
-    assert snapshot(served.conf_dir) == files
-    assert served.dnsmasq.restarts == 1
-    assert served.answers() == answers
+    assert host.answer() == [LAN_ADDRESS]
+    assert (host.conf_dir / "macula").read_text() == ""
+    assert (host.conf_dir / "macula.dpkg-old").read_text() == STUB
+    assert (host.conf_dir / ".dpkg-new").read_text() == STUB
+    assert dnsmasq.restarts == 1
 
 
-def test_a_host_without_the_directory_is_left_alone(tmp_path: Path):
-    missing = tmp_path / "dnsmasq.d"
+def test_a_second_run_changes_nothing_and_restarts_nothing(host: Host):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    assert host.run().returncode == 0
+    files = host.files()
 
-    result = run_script(missing, {"DNSMASQ_RESTART_COMMAND": "echo restarted; exit 1"})
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"update-bootstrap-dns: nothing to do for {NAME}: {missing} does not exist\n"
-    assert not missing.exists()
-
-
-def test_a_host_without_the_override_is_left_alone(conf_dir: Path):
-    (conf_dir / "other.conf").write_text("address=/macula.local/127.0.0.9\n# bootstrap.macula.local\n")
-    files = snapshot(conf_dir)
-
-    result = run_script(conf_dir, {"DNSMASQ_RESTART_COMMAND": "echo restarted; exit 1"})
+    result = host.run()
 
     assert result.returncode == 0, result.stderr
-    assert "nothing to do" in result.stdout
-    assert snapshot(conf_dir) == files
+    assert result.stdout == (
+        f"{SELF}: nothing to do for {NAME}: no file dnsmasq reads has a record for it, and dnsmasq answers "
+        f"{LAN_ADDRESS}\n"
+    )
+    assert host.files() == files
+    assert dnsmasq.restarts == 1
 
 
-def test_a_user_without_root_or_sudo_gets_a_clear_error_and_nothing_changes(
-    served: Served, users: LoginUsers
-):
-    files = snapshot(served.conf_dir)
+def test_a_configuration_broken_before_the_change_is_left_alone_and_named(host: Host):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    # The typo comes after dnsmasq started, as on a host where someone edited a file and never restarted
+    # dnsmasq. A restart now would fail and leave the LAN without DNS.
+    host.write({"only-conf.d/typo.conf": "adress=/printer.macula.local/192.0.2.9\n"})
+    files = host.files()
 
-    result = run_script(served.conf_dir, served.env, as_user=users.without_sudo)
+    result = host.run()
+
+    assert result.returncode == 1
+    broken = host.root / "only-conf.d/typo.conf"
+    assert f"dnsmasq's configuration is broken already, before any change (in {broken})" in result.stderr
+    assert f"bad option at line 1 of {broken}" in result.stderr
+    assert "Nothing changed and dnsmasq was not restarted" in result.stderr
+    assert host.files() == files
+    assert dnsmasq.restarts == 0
+    assert host.answer() == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+def test_a_failed_restart_puts_the_files_back_and_dnsmasq_runs_again(host: Host, tmp_path: Path):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    files = host.files()
+    # The first restart leaves dnsmasq stopped and fails, as systemd's does when dnsmasq will not start;
+    # the next one, on the files put back, works.
+    failed_once = tmp_path / "failed-once"
+    restart = (
+        f"if [ -e {failed_once} ]; then {dnsmasq.restart_command}; else touch {failed_once}; "
+        f"{dnsmasq.stop_command}; echo 'Job for dnsmasq.service failed' >&2; exit 1; fi"
+    )
+
+    result = host.run(restart_command=restart)
+
+    assert result.returncode == 1
+    assert f"restarting dnsmasq ({restart}) failed" in result.stderr
+    assert "Job for dnsmasq.service failed" in result.stderr
+    assert result.stderr.rstrip().endswith("the files are back as they were and dnsmasq runs on them again")
+    assert host.files() == files
+    assert dnsmasq.running
+    assert host.answer() == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+def test_a_stopped_dnsmasq_is_never_started(host: Host):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    assert subprocess.run(shlex.split(dnsmasq.stop_command), check=False).returncode == 0
+    files = host.files()
+
+    result = host.run()
 
     assert result.returncode == 1
     assert result.stderr == (
-        "update-bootstrap-dns: needs root or passwordless sudo to edit "
-        f"{served.conf_dir}/macula.conf (sudo: a password is required)\n"
+        f"{SELF}: dnsmasq is not running: its pid file {dnsmasq.pid_file} does not exist. It was not started "
+        "and nothing changed; start it (or set dnsFix.enabled to false if this host no longer runs it)\n"
     )
-    assert snapshot(served.conf_dir) == files
-    assert served.dnsmasq.restarts == 0
-    assert served.dnsmasq.query(NAME) == ["127.0.0.2"]
+    assert dnsmasq.restarts == 0
+    assert not dnsmasq.running
+    assert host.files() == files
 
 
-def test_a_change_dnsmasq_rejects_is_undone_and_not_restarted(served: Served):
-    files = snapshot(served.conf_dir)
-    # Accepts the files as they are and rejects them once the override is gone, like a dnsmasq that
-    # would not start on the result.
-    check = (
-        'grep -q "^address=/bootstrap.macula.local/127.0.0.2$" "$1/macula.conf" || '
-        '{ echo "dnsmasq: bad option at line 2 of $1/macula.conf" >&2; exit 1; }'
+def test_an_answer_that_stays_the_stub_fails_and_names_where_it_comes_from(host: Host):
+    host.write(
+        {
+            "dnsmasq.conf": "server=/macula.local/{lan}\nconf-dir={root}/dnsmasq.d\n",
+            "dnsmasq.d/macula.conf": f"{STUB}address=/macula.local/127.0.0.9\n",
+        }
     )
+    dnsmasq = host.start()
 
-    result = run_script(served.conf_dir, {**served.env, "DNSMASQ_TEST_COMMAND": check})
+    result = host.run()
+
+    # The exact override is gone, but the parent domain's record, which answers other names too, stays:
+    # dnsmasq answers with another loopback address, and the run fails, naming that record.
+    assert result.returncode == 1
+    assert host.answer() == ["127.0.0.9"]
+    assert (host.conf_dir / "macula.conf").read_text() == "address=/macula.local/127.0.0.9\n"
+    assert dnsmasq.restarts == 1
+    assert (
+        f"removed 1 line(s) for {NAME} (1 deleted, 0 edited) in 1 file(s) and restarted dnsmasq, but it "
+        f"still answers {NAME} with 127.0.0.9; what still names it: {host.conf_dir}/macula.conf:2: "
+        "macula.local in "
+        f"address=/macula.local/127.0.0.9 still covers {NAME}"
+    ) in result.stderr
+
+    again = host.run()
+
+    assert again.returncode == 1
+    assert f"still answers {NAME} with 127.0.0.9, from no record this script can remove" in again.stderr
+    assert again.stderr.rstrip().endswith("Nothing changed")
+    assert dnsmasq.restarts == 1
+
+
+def test_an_override_on_dnsmasqs_command_line_is_named_and_nothing_changes(host: Host):
+    host.write({"dnsmasq.conf": f"server=/macula.local/{{lan}}\n{STUB}"})
+    dnsmasq = host.start(f"--address=/{NAME}/127.0.0.2")
+    files = host.files()
+
+    result = host.run()
 
     assert result.returncode == 1
-    assert "dnsmasq --test rejects" in result.stderr
-    assert f"dnsmasq: bad option at line 2 of {served.conf_dir}/macula.conf" in result.stderr
-    assert snapshot(served.conf_dir) == files
-    assert served.dnsmasq.restarts == 0
+    assert f"dnsmasq's command line (pid {dnsmasq.pid_file.read_text().strip()}) answers for {NAME}" in (
+        result.stderr
+    )
+    assert f"address=/{NAME}/127.0.0.2" in result.stderr
+    assert result.stderr.rstrip().endswith("Nothing changed")
+    assert host.files() == files
+    assert dnsmasq.restarts == 0
 
 
-def test_a_failed_restart_puts_the_files_back(served: Served):
-    files = snapshot(served.conf_dir)
-    failing = 'echo "Job for dnsmasq.service failed because the control process exited" >&2; exit 1'
+def test_hosts_files_and_expand_hosts_short_names(host: Host):
+    # A dotless name in a hosts file answers NAME through expand-hosts; it also answers the short name, so
+    # it is named, not removed.
+    host.write(
+        {
+            "dnsmasq.conf": "server=/macula.local/{lan}\naddn-hosts={root}/hosts\nexpand-hosts\n"
+            "domain=macula.local\n",
+            "hosts": "127.0.0.5 bootstrap #the short name\n",
+        }
+    )
+    host.start()
+    assert host.answer() == ["127.0.0.5"]
 
-    result = run_script(served.conf_dir, {"DNSMASQ_RESTART_COMMAND": failing})
+    result = host.run()
 
     assert result.returncode == 1
-    assert "restarting dnsmasq (DNSMASQ_RESTART_COMMAND) failed" in result.stderr
-    assert "Job for dnsmasq.service failed" in result.stderr
-    assert snapshot(served.conf_dir) == files
-    assert served.dnsmasq.query(NAME) == ["127.0.0.2"]
+    assert f"{host.root}/hosts:1: 127.0.0.5 bootstrap answers {NAME} too (expand-hosts with its domain)" in (
+        result.stderr
+    )
+    assert (host.root / "hosts").read_text() == "127.0.0.5 bootstrap #the short name\n"
 
 
 FORMS = """\
@@ -249,21 +399,22 @@ address=/bootstrap.macula.local/127.0.0.2
   address = /BOOTSTRAP.Macula.Local./127.0.0.2   # case, trailing dot, spaces
 address=/.bootstrap.macula.local/127.0.0.3
 address=/a.macula.local/bootstrap.macula.local/b.macula.local/127.0.0.4
-server=/bootstrap.macula.local/10.0.0.1
-server=/bootstrap.macula.local/other.example/10.0.0.1#5353
 local=/bootstrap.macula.local/
+server=/c.macula.local/bootstrap.macula.local/
 host-record=bootstrap.macula.local,127.0.0.2,fd00::2
 host-record=printer.macula.local, bootstrap.macula.local,127.0.0.6,300
 cname=alias1.macula.local,bootstrap.macula.local,alias2.macula.local,printer.macula.local,600
 interface-name=bootstrap.macula.local,lo/4
 txt-record=bootstrap.macula.local,hello
 mx-host=bootstrap.macula.local,mail.macula.local,10
-# kept: subdomains, wildcards, parents, longer names, targets, quoted values
+# kept: forwards, subdomains, wildcards, parents, longer names, targets, quoted values
+server=/bootstrap.macula.local/{lan}
+server=/bootstrap.macula.local/other.example/10.0.0.1#5353
 address=/*.bootstrap.macula.local/127.0.0.8
 address=/*bootstrap.macula.local/127.0.0.8
 address=/xbootstrap.macula.local/127.0.0.7
 address=/bootstrap.macula.local.example/127.0.0.7
-address=/macula.local/127.0.0.9
+address=/macula.local/192.0.2.9
 host-record=bootstrap.macula.localhost,127.0.0.7
 cname=www.macula.local,bootstrap.macula.local
 txt-record=info.macula.local,"bootstrap.macula.local moved"
@@ -271,64 +422,162 @@ txt-record=info.macula.local,"bootstrap.macula.local moved"
 FORMS_AFTER = """\
 # every form dnsmasq has for one name: bootstrap.macula.local
 address=/a.macula.local/b.macula.local/127.0.0.4
-server=/other.example/10.0.0.1#5353
+server=/c.macula.local/
 host-record=printer.macula.local,127.0.0.6,300
 cname=alias1.macula.local,alias2.macula.local,printer.macula.local,600
-# kept: subdomains, wildcards, parents, longer names, targets, quoted values
+# kept: forwards, subdomains, wildcards, parents, longer names, targets, quoted values
+server=/bootstrap.macula.local/{lan}
+server=/bootstrap.macula.local/other.example/10.0.0.1#5353
 address=/*.bootstrap.macula.local/127.0.0.8
 address=/*bootstrap.macula.local/127.0.0.8
 address=/xbootstrap.macula.local/127.0.0.7
 address=/bootstrap.macula.local.example/127.0.0.7
-address=/macula.local/127.0.0.9
+address=/macula.local/192.0.2.9
 host-record=bootstrap.macula.localhost,127.0.0.7
 cname=www.macula.local,bootstrap.macula.local
 txt-record=info.macula.local,"bootstrap.macula.local moved"
 """
 
 
-def test_every_form_of_record_for_the_name_goes_and_nothing_else(conf_dir: Path):
-    require_tool("dnsmasq")
-    (conf_dir / "forms.conf").write_text(FORMS)
+def test_every_form_of_record_for_the_name_goes_and_nothing_else(host: Host):
+    host.write({"dnsmasq.conf": "conf-file={root}/forms.conf\n", "forms.conf": FORMS})
+    host.start()
 
-    result = run_script(conf_dir, {"DNSMASQ_RESTART_COMMAND": "true"})
+    result = host.run()
 
     assert result.returncode == 0, result.stderr
-    assert (conf_dir / "forms.conf").read_text() == FORMS_AFTER
-    assert "removed 13 line(s) for bootstrap.macula.local (9 deleted, 4 edited)" in result.stdout
-    # It points out what still covers or names the host, without touching it.
+    lan = f"127.0.0.1#{host.lan_dns_port}"
+    assert (host.root / "forms.conf").read_text() == FORMS_AFTER.format(lan=lan)
+    assert "removed 12 line(s) for bootstrap.macula.local (8 deleted, 4 edited)" in result.stdout
+    # The forward for the name now answers: the LAN's address.
+    assert host.answer() == [LAN_ADDRESS]
+    # It points out what still covers or names the host, without touching it; forwards are not named.
     notes = [line for line in result.stdout.splitlines() if ": note: " in line]
-    assert [note.split(":")[3] for note in notes] == ["17", "20", "22", "23"]
+    assert [note.split(":")[3] for note in notes] == ["18", "21", "23", "24"]
     assert "still covers" in notes[0]
     assert "still covers" in notes[1]
     assert "still names" in notes[2]
     assert "quoted" in notes[3]
-    # The result is a configuration dnsmasq accepts (the script checked it with dnsmasq --test).
-    assert "rejects" not in result.stdout + result.stderr
 
 
-def test_keeps_owner_mode_and_symlinks_of_the_files_it_edits(conf_dir: Path, tmp_path: Path):
+def test_keeps_owner_mode_and_symlinks_of_the_files_it_edits(host: Host, tmp_path: Path):
     require_root()
     real = tmp_path / "real.conf"
-    real.write_text(MACULA_CONF)
+    real.write_text(STUB)
     real.chmod(0o640)
     os.chown(real, 65534, 0)  # nobody:root
-    (conf_dir / "macula.conf").symlink_to(real)
+    host.write({"dnsmasq.conf": "server=/macula.local/{lan}\nconf-dir={root}/dnsmasq.d\n"})
+    host.conf_dir.mkdir()
+    (host.conf_dir / "macula.conf").symlink_to(real)
+    host.start()
 
-    result = run_script(conf_dir, {"DNSMASQ_RESTART_COMMAND": "true", "DNSMASQ_TEST_COMMAND": "true"})
+    result = host.run()
 
     assert result.returncode == 0, result.stderr
-    assert (conf_dir / "macula.conf").is_symlink()
-    assert real.read_text() == MACULA_CONF_AFTER
+    assert (host.conf_dir / "macula.conf").is_symlink()
+    assert real.read_text() == ""
     assert (real.stat().st_mode & 0o777, real.stat().st_uid) == (0o640, 65534)
 
 
+def test_a_user_without_root_or_sudo_gets_a_clear_error_and_nothing_changes(host: Host, users: LoginUsers):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    files = host.files()
+
+    result = host.run(as_user=users.without_sudo)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{SELF}: needs root or passwordless sudo to ")
+    assert result.stderr.rstrip().endswith("(sudo: a password is required); nothing changed")
+    assert host.files() == files
+    assert dnsmasq.restarts == 0
+
+
+def test_an_interrupted_run_puts_the_files_back(host: Host, tmp_path: Path):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    files = host.files()
+    # The first restart hangs (a stuck systemctl, say); the run is interrupted there.
+    hung = tmp_path / "hung"
+    restart = f"if [ -e {hung} ]; then {dnsmasq.restart_command}; else touch {hung}; exec sleep 60; fi"
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", host.command(restart_command=restart)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not hung.exists():
+            assert time.monotonic() < deadline, "the restart never started"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+
+    assert process.returncode != 0
+    assert f"{SELF}: interrupted: the files are back as they were" in stderr
+    assert host.files() == files
+    assert dnsmasq.running
+    assert host.answer() == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+def test_several_dnsmasq_and_no_pid_file_is_refused(host: Host):
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs here, so the script would ask it for dnsmasq.service first")
+    host.write(LAYOUT)
+    host.start()
+    files = host.files()
+
+    # The LAN's stand-in and the host's dnsmasq both run.
+    result = run_command_text(dns_command(), {})
+
+    assert result.returncode == 1
+    assert "dnsmasq processes run here (pids " in result.stderr
+    assert "say which one answers the LAN with dnsFix.pidFile (--pid-file); nothing changed" in result.stderr
+    assert host.files() == files
+
+
 @pytest.mark.parametrize(
-    "args",
-    [("bootstrap.macula.local;reboot", "/etc/dnsmasq.d"), ("*.macula.local",), ("a", "b", "c")],
-    ids=["not-a-name", "wildcard", "too-many"],
+    ("args", "message"),
+    [
+        (("bootstrap.macula.local;reboot",), "'bootstrap.macula.local;reboot' is not a host name"),
+        (("*.macula.local",), "'*.macula.local' is not a host name"),
+        (("--", "-bootstrap.macula.local"), "'-bootstrap.macula.local' is not a host name"),
+        (("a.local", "/etc/dnsmasq.d"), "takes one HOSTNAME, got 2"),
+        (("--conf-dir", "/etc"), "unknown option: --conf-dir"),
+        (("--pid-file",), "--pid-file needs a value"),
+        (("--restart-command", ""), "--restart-command is empty"),
+        (("--pid-file=",), "--pid-file is empty"),
+    ],
+    ids=[
+        "not-a-name",
+        "wildcard",
+        "option-like",
+        "two-names",
+        "unknown-option",
+        "no-value",
+        "empty",
+        "empty=",
+    ],
 )
-def test_bad_arguments_are_refused(tmp_path: Path, args: tuple[str, ...]):
-    result = run_script(tmp_path, {"DNSMASQ_RESTART_COMMAND": "exit 1"}, *args)
+def test_bad_arguments_get_exit_2_and_a_message(args: tuple[str, ...], message: str):
+    result = run_command_text(dns_command(*args), {})
 
     assert result.returncode == 2
-    assert result.stderr.strip()
+    assert result.stderr.startswith(f"{SELF}: {message}")
+    assert result.stdout == ""
+
+
+def test_help_works_as_the_program_runs_it():
+    result = run_command_text(dns_command("--help"), {})
+
+    assert result.returncode == 0
+    assert result.stdout.startswith(
+        "Usage: update-bootstrap-dns.sh [--restart-command CMD] [--pid-file FILE]"
+    )
