@@ -18,19 +18,22 @@
 # hostsdir= and /etc/hosts unless no-hosts. In those files it takes out every active line, or the part of
 # it, that answers for exactly HOSTNAME:
 #   address=/H/...  local=/H/  server=/H/          H leaves the list of domains; a line naming only H goes
-#   (no upstream: the same as local=)
+#   (local= and server= without an upstream: dnsmasq answers them itself)
 #   host-record=H,...  cname=H,...                H leaves the names (aliases); a line naming only H goes
 #   interface-name= dynamic-host= mx-host= srv-host= txt-record= ptr-record= naptr-record= caa-record=
 #   dns-rr=                                       a line whose record name is H goes
 #   hosts files: "ADDRESS H ..."                  H leaves the names; a line naming only H goes
 # Names match without regard to case or a trailing dot; in a domain list ".H" counts as H, as dnsmasq reads
-# it. Forwards (server=/H/ADDRESS, rev-server=) are how the real DNS answers, and stay. Parent domains,
-# wildcards, other names, comments and every other byte stay as they are.
+# it. Forwards (server=/H/ADDRESS, local=/H/ADDRESS, rev-server=) are how the real DNS answers, and stay.
+# Parent domains, wildcards, other names, comments and every other byte stay as they are. A record for H it
+# leaves alone (a quoted value, a dotless hosts name that expand-hosts turns into H) is named, and fails
+# the run.
 #
 # Before changing anything it checks that dnsmasq --test accepts dnsmasq's configuration as it is (run
 # with dnsmasq's own command line), and asks the running dnsmasq for HOSTNAME with dig. After the change
-# it checks the files again, restarts dnsmasq and asks again: success means dnsmasq no longer answers
-# with the removed addresses, a loopback or an unspecified address. If the check or the restart fails, the
+# it checks the files again, restarts dnsmasq, waits for the new process and asks again: success means
+# dnsmasq no longer answers with the removed addresses, a loopback or an unspecified address, nor NXDOMAIN
+# from a parent domain it answers itself. If the check or the restart fails, or a signal comes, the
 # files are put back and a dnsmasq that was running runs again. A dnsmasq that was not running is never
 # started. When nothing answers for HOSTNAME it changes nothing, restarts nothing and exits 0, so it can
 # run any number of times. When not root it uses sudo -n (never a password prompt) for what needs root.
@@ -99,6 +102,7 @@ if ((${#names[@]} > 1)); then
   bad_usage "takes one HOSTNAME, got ${#names[@]}: ${names[*]} (dnsmasq's own configuration says which" \
     "files to read, so there is no CONF_DIR argument any more)"
 fi
+[[ -z $pid_file || $pid_file == /* ]] || bad_usage "--pid-file $pid_file is not an absolute path"
 name=${names[0]:-bootstrap.macula.local}
 if ((${#name} > 254)) || [[ ! $name =~ ^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$ ]]; then
   bad_usage "'$name' is not a host name (letters, digits, '-', '_', dots; not starting with '-')"
@@ -146,15 +150,12 @@ dnsmasq_bin=$(find_program dnsmasq) || die "there is no dnsmasq program on this 
 # --- Which dnsmasq runs, and how it is restarted --------------------------------------------------------
 
 is_dnsmasq() { [[ $1 =~ ^[1-9][0-9]{0,9}$ && -r /proc/$1/comm && $(</proc/"$1"/comm) == dnsmasq ]]; }
-
-systemctl=""
-unit_state=""
-unit_pid=0
-if [[ -d /run/systemd/system ]] && systemctl=$(find_program systemctl) &&
-  [[ $("$systemctl" show --property=LoadState --value dnsmasq.service) == loaded ]]; then
-  unit_state=$("$systemctl" show --property=ActiveState --value dnsmasq.service)
-  unit_pid=$("$systemctl" show --property=MainPID --value dnsmasq.service)
-fi
+# A process's pid and start time: a restarted dnsmasq may get the pid of the one it replaces.
+identity() {
+  local fields
+  read -r -a fields 2>/dev/null </proc/"$1"/stat || return 0
+  printf '%s:%s\n' "$1" "${fields[21]}"
+}
 
 # Whether a path exists. When a directory above it cannot be searched, only root can tell: "cannot see"
 # is not "not there".
@@ -170,37 +171,71 @@ path_exists() {
   return 1
 }
 
-pid=""
-if [[ -n $pid_file ]]; then
-  if ! path_exists "$pid_file"; then
-    die "dnsmasq is not running: its pid file $pid_file does not exist. It was not started and" \
-      "nothing changed; start it (or set dnsFix.enabled to false if this host no longer runs it)"
+systemctl=""
+unit=""
+if [[ -d /run/systemd/system ]] && systemctl=$(find_program systemctl); then
+  if ! unit=$("$systemctl" show --property=LoadState --value dnsmasq.service); then
+    die "could not ask systemd about dnsmasq.service (systemctl said why, above); nothing changed"
   fi
-  read -r pid _ < <(priv cat -- "$pid_file") || true
-  is_dnsmasq "${pid:-}" ||
-    die "dnsmasq is not running: $pid_file names process '${pid:-}', which is not a running dnsmasq. It" \
-      "was not started and nothing changed"
-elif [[ -n $unit_state ]]; then
-  if [[ $unit_state != active ]] || ! is_dnsmasq "$unit_pid"; then
-    die "dnsmasq is not running: systemd's dnsmasq.service is $unit_state. It was not started and nothing" \
-      "changed; start it (or set dnsFix.enabled to false if this host no longer runs it)"
-  fi
-  pid=$unit_pid
-else
-  running=()
-  for proc in /proc/[1-9]*; do
-    is_dnsmasq "${proc#/proc/}" && running+=("${proc#/proc/}")
-  done
-  if ((${#running[@]} == 0)); then
-    die "no dnsmasq is running on this host, so none answers for $name; nothing changed (start it and" \
-      "run this again, or set dnsFix.enabled to false if this host no longer runs dnsmasq)"
-  fi
-  if ((${#running[@]} > 1)); then
-    die "${#running[@]} dnsmasq processes run here (pids ${running[*]}) and none is systemd's" \
-      "dnsmasq.service; say which one answers the LAN with dnsFix.pidFile (--pid-file); nothing changed"
-  fi
-  pid=${running[0]}
+  [[ $unit == loaded ]] || unit=""
 fi
+
+# Finds the dnsmasq to work on: the one --pid-file names, else systemd's dnsmasq.service, else the only one
+# running. Sets pid, or sets absent to why there is none and returns 1. Dies when it cannot tell.
+locate_dnsmasq() {
+  local state running=() proc text=""
+  pid=""
+  absent=""
+  if [[ -n $pid_file ]]; then
+    if ! path_exists "$pid_file"; then
+      absent="its pid file $pid_file does not exist"
+      return 1
+    fi
+    if ! text=$(cat -- "$pid_file" 2>/dev/null); then
+      need_root "to read $pid_file"
+      text=$(priv cat -- "$pid_file") || die "could not read $pid_file; nothing changed"
+    fi
+    read -r pid _ <<<"$text" || true
+    if ! is_dnsmasq "${pid:-}"; then
+      absent="$pid_file names process '${pid:-}', which is not a running dnsmasq"
+      pid=""
+      return 1
+    fi
+  elif [[ -n $unit ]]; then
+    state=$("$systemctl" show --property=ActiveState --value dnsmasq.service) ||
+      die "could not ask systemd about dnsmasq.service; nothing changed"
+    pid=$("$systemctl" show --property=MainPID --value dnsmasq.service) ||
+      die "could not ask systemd about dnsmasq.service; nothing changed"
+    if [[ $state != active ]]; then
+      absent="systemd's dnsmasq.service is $state"
+      pid=""
+      return 1
+    fi
+    is_dnsmasq "$pid" ||
+      die "systemd's dnsmasq.service is active, but its main process ($pid) is not dnsmasq; say which" \
+        "process answers the LAN with dnsFix.pidFile (--pid-file) and how to restart it with" \
+        "dnsFix.restartCommand; nothing changed"
+  else
+    for proc in /proc/[1-9]*; do
+      if is_dnsmasq "${proc#/proc/}"; then running+=("${proc#/proc/}"); fi
+    done
+    if ((${#running[@]} == 0)); then
+      absent="no dnsmasq process runs on this host"
+      return 1
+    fi
+    if ((${#running[@]} > 1)); then
+      die "${#running[@]} dnsmasq processes run here (pids ${running[*]}) and none is systemd's" \
+        "dnsmasq.service; say which one answers the LAN with dnsFix.pidFile (--pid-file); nothing changed"
+    fi
+    pid=${running[0]}
+  fi
+}
+
+if ! locate_dnsmasq; then
+  die "dnsmasq is not running: $absent. It was not started and nothing changed; start it (or set" \
+    "dnsFix.enabled to false if this host no longer runs dnsmasq)"
+fi
+started_as=$(identity "$pid")
 
 if [[ ! /proc/$pid/root -ef / ]]; then
   need_root "to read the files of dnsmasq (pid $pid)"
@@ -210,11 +245,22 @@ if [[ ! /proc/$pid/root -ef / ]]; then
       "changed"
 fi
 
+# The init script's own dnsmasq writes one of these pid files; only that one is `service dnsmasq`'s.
+init_script_pid() {
+  local file text
+  for file in /run/dnsmasq/dnsmasq.pid /var/run/dnsmasq/dnsmasq.pid /var/run/dnsmasq.pid; do
+    text=$(priv cat -- "$file" 2>/dev/null) || continue
+    [[ ${text%%[!0-9]*} == "$pid" ]] && return 0
+  done
+  return 1
+}
+
+service=""
 if [[ -n $restart_command_set ]]; then
   restart_how=$restart_command
-elif [[ -n $unit_state && $pid == "$unit_pid" ]]; then
+elif [[ -n $unit ]] && [[ $("$systemctl" show --property=MainPID --value dnsmasq.service) == "$pid" ]]; then
   restart_how="systemctl try-restart dnsmasq.service"
-elif [[ -z $systemctl ]] && service=$(find_program service); then
+elif [[ -z $unit ]] && service=$(find_program service) && init_script_pid; then
   restart_how="service dnsmasq restart"
 else
   read -r _ _ _ parent_pid _ </proc/"$pid"/stat
@@ -222,7 +268,7 @@ else
   if [[ $(cat /proc/"$parent_pid"/comm 2>/dev/null) == NetworkManager ]]; then
     hint=" (it is NetworkManager's: nmcli general reload dns-full)"
   fi
-  die "dnsmasq (pid $pid) is not systemd's dnsmasq.service, so this script does not know how to restart" \
+  die "dnsmasq (pid $pid) is not the system's dnsmasq service, so this script does not know how to restart" \
     "it; set dnsFix.restartCommand (--restart-command)$hint; nothing changed"
 fi
 
@@ -231,21 +277,34 @@ fi
 restart_dnsmasq() {
   if [[ -n $restart_command_set ]]; then
     bash -c "$restart_command" dnsmasq-restart
-  elif [[ $restart_how == systemctl* ]]; then
-    priv "$systemctl" try-restart dnsmasq.service
-  else
+  elif [[ -n $service ]]; then
     priv "$service" dnsmasq restart
+  else
+    priv "$systemctl" try-restart dnsmasq.service
   fi
 }
 # After a failed change: dnsmasq was running, so it runs again, on the files as they were.
 start_again() {
-  if [[ -z $restart_command_set && $restart_how == systemctl* ]]; then
+  if [[ -z $restart_command_set && -z $service ]]; then
     priv "$systemctl" restart dnsmasq.service
   else
     restart_dnsmasq
   fi
 }
 [[ -n $restart_command_set ]] || need_root "to restart dnsmasq"
+
+# Waits, within a bound, for a dnsmasq other than the one that ran before the restart: a restart command
+# may return before the new one runs (nmcli does).
+wait_for_new_dnsmasq() {
+  local attempt
+  for ((attempt = 0; attempt < 20; attempt++)); do
+    if locate_dnsmasq && [[ $(identity "$pid") != "$started_as" ]]; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
 
 # --- What dnsmasq reads -----------------------------------------------------------------------------------
 
@@ -255,6 +314,8 @@ restarted=""
 # shellcheck disable=SC2317 # called by the EXIT trap
 on_exit() {
   local status=$?
+  # A second signal must not cut the undo short and leave dnsmasq stopped.
+  trap '' INT TERM HUP
   if ((${#written[@]} > 0)); then
     if undo; then
       printf '%s: %s\n' "$self" "interrupted: the files are back as they were" >&2
@@ -274,15 +335,17 @@ trap 'exit 129' HUP
 mapfile -d '' cmdline < <(priv cat -- /proc/"$pid"/cmdline)
 ((${#cmdline[@]} > 0)) || die "could not read the command line of dnsmasq (pid $pid); nothing changed"
 
-# dnsmasq's own comment rule, shared by every awk program here: "#" at the start of a line or after white
-# space starts a comment, and a line with a double quote is taken as it is.
+# dnsmasq's own comment rule (option.c, read_file), shared by every awk program here: outside double
+# quotes, "#" at the start of a line or after white space starts a comment.
 # shellcheck disable=SC2016 # awk's own $0, not the shell's
 readonly split_comment='
-function split_comment(line,   n, i, c, white) {
-  n = length(line); cut = n + 1; white = 1
+function split_comment(line,   n, i, c, white, quoted) {
+  n = length(line); cut = n + 1; white = 1; quoted = 0
   for (i = 1; i <= n; i++) {
     c = substr(line, i, 1)
-    if (c ~ /[ \t\r\v\f]/) white = 1
+    if (c == "\"") { quoted = !quoted; white = 0 }
+    else if (quoted) continue
+    else if (c ~ /[ \t\r\v\f]/) white = 1
     else if (white && c == "#") { cut = i; break }
     else white = 0
   }
@@ -355,7 +418,9 @@ read_option() {
     conf-file) [[ -z $value ]] || read_conf_file "$value" "$origin" ;;
     conf-dir)
       IFS=, read -r -a filters <<<"$value"
-      dir=${filters[0]%/}
+      # dnsmasq strips the spaces around each comma-separated part.
+      dir=${filters[0]%"${filters[0]##*[! ]}"}
+      dir=${dir%/}
       dir=${dir:-/}
       priv test -d "$dir" || die "$origin: conf-dir $dir is not a directory dnsmasq can read; nothing changed"
       while IFS= read -r -d '' path; do
@@ -405,37 +470,81 @@ read_conf_file() {
   done
 }
 
-# dnsmasq's command line, as "KEY=VALUE" lines: long options, their one-letter forms and the
-# argument in the next word.
-declare -A short_options=([C]=conf-file [7]=conf-dir [H]=addn-hosts [h]=no-hosts [p]=port
-  [a]=listen-address [i]=interface [A]=address [S]=server [E]=expand-hosts [s]=domain)
+# dnsmasq's command line as "KEY=VALUE" lines, read the way its getopt_long does, with the option table of
+# dnsmasq's own --help: clusters of one-letter options (-kh), unambiguous prefixes of long ones (--no-ho),
+# and a required value attached or in the next word; an optional value only attached.
+declare -A takes short_names
+while IFS=' ' read -r letter long kind; do
+  takes[$long]=$kind
+  [[ $letter == - ]] || short_names[$letter]=$long
+done < <("$dnsmasq_bin" --help | sed -n -E \
+  -e 's/^(-(.),)? +--([a-z0-9-]+)\[=.*/\2 \3 optional/p' \
+  -e 's/^(-(.),)? +--([a-z0-9-]+)=.*/\2 \3 required/p' \
+  -e 's/^(-(.),)? +--([a-z0-9-]+)( .*)?$/\2 \3 none/p' | sed 's/^ /- /')
+((${#takes[@]} > 0)) || die "could not read dnsmasq's options from dnsmasq --help; nothing changed"
+
+long_option() {
+  local prefix=$1 known matches=()
+  if [[ -n ${takes[$prefix]+set} ]]; then
+    printf '%s\n' "$prefix"
+    return
+  fi
+  for known in "${!takes[@]}"; do
+    if [[ $known == "$prefix"* ]]; then matches+=("$known"); fi
+  done
+  ((${#matches[@]} == 1)) ||
+    die "could not read dnsmasq's command line (pid $pid): --$prefix is no option of $dnsmasq_bin; nothing" \
+      "changed"
+  printf '%s\n' "${matches[0]}"
+}
+
 cmdline_options=()
 main_file=""
+add_option() {
+  # The first --conf-file with a value replaces /etc/dnsmasq.conf, and is read after the command line.
+  if [[ $1 == conf-file && -z $main_file && -n $2 ]]; then
+    main_file=$2
+  else
+    cmdline_options+=("$1=$2")
+  fi
+}
 for ((i = 1; i < ${#cmdline[@]}; i++)); do
   word=${cmdline[i]}
-  value=""
-  has_value=""
   case $word in
-    --*=*) key=${word%%=*} key=${key#--} value=${word#*=} has_value=1 ;;
-    --*) key=${word#--} ;;
-    -?*)
-      key=${short_options[${word:1:1}]:-unknown}
-      value=${word:2}
-      [[ -z $value ]] || has_value=1
+    --) break ;;
+    --*)
+      key=${word#--}
+      key=$(long_option "${key%%=*}")
+      if [[ $word == *=* ]]; then
+        add_option "$key" "${word#*=}"
+      elif [[ ${takes[$key]} == required ]] && ((i + 1 < ${#cmdline[@]})); then
+        i=$((i + 1))
+        add_option "$key" "${cmdline[i]}"
+      else
+        add_option "$key" ""
+      fi
       ;;
-    *) continue ;;
+    -?*)
+      cluster=${word:1}
+      while [[ -n $cluster ]]; do
+        key=${short_names[${cluster:0:1}]:-}
+        [[ -n $key ]] || die "could not read dnsmasq's command line (pid $pid): -${cluster:0:1} is no option" \
+          "of $dnsmasq_bin; nothing changed"
+        cluster=${cluster:1}
+        if [[ ${takes[$key]} == none ]]; then
+          add_option "$key" ""
+        elif [[ -n $cluster ]]; then
+          add_option "$key" "$cluster"
+          cluster=""
+        elif [[ ${takes[$key]} == required ]] && ((i + 1 < ${#cmdline[@]})); then
+          i=$((i + 1))
+          add_option "$key" "${cmdline[i]}"
+        else
+          add_option "$key" ""
+        fi
+      done
+      ;;
   esac
-  if [[ -z $has_value && $key != no-hosts && $key != expand-hosts ]] && ((i + 1 < ${#cmdline[@]})) &&
-    [[ ${cmdline[i + 1]} != -* ]]; then
-    i=$((i + 1))
-    value=${cmdline[i]}
-  fi
-  # The first --conf-file with a value replaces /etc/dnsmasq.conf, and is read after the command line.
-  if [[ $key == conf-file && -z $main_file ]]; then
-    main_file=$value
-  else
-    cmdline_options+=("$key=$value")
-  fi
 done
 cmdline_origin="dnsmasq's command line (pid $pid)"
 for option in ${cmdline_options[@]+"${cmdline_options[@]}"}; do
@@ -462,13 +571,24 @@ fi
 
 # --- Asking dnsmasq -------------------------------------------------------------------------------------
 
-# Prints dnsmasq's A and AAAA answers for the name, one per line (a CNAME's target names end in "."), and
-# fails when dnsmasq does not reply. dig's messages stay on stderr.
+# Prints dnsmasq's answer for the name as "STATUS ANSWER..." (NOERROR, NXDOMAIN, ...; its A and AAAA
+# addresses, and a CNAME's target names, which end in "."). When dnsmasq does not reply it prints dig's
+# words and fails.
 ask_dnsmasq() {
-  local type
+  local type output replies=""
   for type in A AAAA; do
-    "$dig" +short +time=2 +tries=1 -p "$dns_port" "@$server" "$name" "$type" || return 1
+    if ! output=$("$dig" +noall +comments +answer +time=2 +tries=1 -p "$dns_port" "@$server" "$name" \
+      "$type" 2>&1); then
+      printf '%s\n' "$output"
+      return 1
+    fi
+    replies+=$output$'\n'
   done
+  printf '%s' "$replies" | awk '
+    /->>HEADER<<-/ { for (i = 1; i < NF; i++) if ($i == "status:") { s = $(i + 1); sub(/,$/, "", s)
+      if (status == "" || s == "NOERROR") status = s } }
+    !/^;/ && NF >= 5 && ($4 == "A" || $4 == "AAAA" || $4 == "CNAME") { answers = answers " " $5 }
+    END { print (status == "" ? "UNKNOWN" : status) answers }'
 }
 ask_until_answered() {
   local attempt answer
@@ -481,10 +601,12 @@ ask_until_answered() {
   done
   ask_dnsmasq
 }
-# The answers that are a stub: loopback, unspecified, or one of the addresses the removed records gave.
+# The answers that are a stub: loopback, unspecified, or one of the addresses records for the name gave.
 stub_answers() {
-  local line stub
-  while IFS= read -r line; do
+  local line stub answers
+  read -r -a answers <<<"${1#* }"
+  [[ $1 == *" "* ]] || answers=()
+  for line in ${answers[@]+"${answers[@]}"}; do
     case $line in
       127.* | ::1 | 0:0:0:0:0:0:0:1 | 0.0.0.0 | ::) printf '%s\n' "$line" ;;
       *)
@@ -496,7 +618,11 @@ stub_answers() {
         done <"$work/stubs"
         ;;
     esac
-  done <<<"$1"
+  done
+}
+# The answer in words: its addresses, or its status when it has none.
+in_words() {
+  if [[ $1 == *" "* ]]; then printf '%s' "${1#* }"; else printf 'no address (%s)' "$1"; fi
 }
 : >"$work/stubs"
 config_test() { priv "$dnsmasq_bin" "${cmdline[@]:1}" --test 2>&1; }
@@ -515,9 +641,10 @@ fi
 # --- What answers for the name ----------------------------------------------------------------------------
 
 # Reads one file and writes it with HOSTNAME's records taken out; findings go to $REPORT, the addresses the
-# removed records gave to $STUBS, "deleted edited last-line-kept" to $COUNTS. POSIX awk only (mawk on
-# Debian, gawk on Fedora). HOSTS=1 reads the hosts-file format, else dnsmasq's options; quoted lines are
-# only reported, never edited.
+# records for HOSTNAME give to $STUBS, "deleted edited last-line-kept left" to $COUNTS, where "left" counts
+# the records for HOSTNAME it does not edit: quoted values, and dotless hosts names that expand-hosts
+# turns into HOSTNAME. POSIX awk only (mawk on Debian, gawk on Fedora). HOSTS=1 reads the hosts-file
+# format, else dnsmasq's options.
 # shellcheck disable=SC2016 # awk's own $0, not the shell's
 readonly edit_program="$split_comment"'
 function canon(s) { s = tolower(trim(s)); sub(/\.$/, "", s); return s }
@@ -535,12 +662,13 @@ function mentions(text,   t, at, before, after) {
 }
 function note(text) { printf "%s: note: %s:%d: %s\n", self, file, FNR, text > report }
 function stub(address) { address = trim(address); if (is_address(address)) print address > stubs }
-# address=, server=, local=: /domain/.../domain/rest. A server= with an upstream is a forward, and stays.
+# address=, server=, local=: /domain/.../domain/rest. A server= or local= with an upstream is a forward
+# (the three share one parser in option.c), and stays.
 function domains(value, key,   seg, n, i, d, kept, dropped, out, pat) {
   if (substr(value, 1, 1) != "/") return "keep"
   n = split(value, seg, "/")
   if (n < 3) return "keep"
-  if (key == "server" && trim(seg[n]) != "") return "keep"
+  if ((key == "server" || key == "local") && trim(seg[n]) != "") return "keep"
   kept = 0; dropped = 0; out = ""
   for (i = 2; i < n; i++) {
     d = canon(seg[i]); sub(/^\./, "", d)
@@ -585,9 +713,10 @@ function first_name(value,   f) {
   return canon(f[1]) == name ? "delete" : "keep"
 }
 # A hosts file line: ADDRESS NAME...; the names without HOSTNAME, spacing kept.
-function hosts_names(body,   rest, out, word, kept, dropped, expands, sep) {
+function hosts_names(body,   rest, out, word, kept, dropped, expands, sep, address) {
   match(body, /^[^ \t]+/)
-  out = substr(body, 1, RLENGTH); rest = substr(body, RLENGTH + 1); kept = 0; dropped = 0
+  address = substr(body, 1, RLENGTH)
+  out = address; rest = substr(body, RLENGTH + 1); kept = 0; dropped = 0
   # A kept name takes the spacing of the name removed before it.
   sep = ""
   while (match(rest, /^[ \t]+[^ \t]+/)) {
@@ -597,9 +726,9 @@ function hosts_names(body,   rest, out, word, kept, dropped, expands, sep) {
     else { kept++; out = out word }
     if (short != "" && canon(word) == short) expands = 1
   }
-  if (expands) note(body " answers " name " too (expand-hosts with its domain)")
+  if (expands) { note(body " answers " name " too (expand-hosts with its domain)"); left++; stub(address) }
   if (!dropped) return "keep"
-  stub(substr(body, 1, index(body " ", " ") - 1))
+  stub(address)
   if (!kept) return "delete"
   result = out
   return "edit"
@@ -607,20 +736,19 @@ function hosts_names(body,   rest, out, word, kept, dropped, expands, sep) {
 BEGIN {
   name = canon(ENVIRON["DNS_NAME"]); report = ENVIRON["REPORT"]; file = ENVIRON["FILE_LABEL"]
   stubs = ENVIRON["STUBS"]; hosts = ENVIRON["HOSTS"] == "1"; short = canon(ENVIRON["EXPANDED_SHORT_NAME"])
-  self = ENVIRON["SELF"]; deleted = 0; edited = 0; last_kept = 0
+  self = ENVIRON["SELF"]; deleted = 0; edited = 0; last_kept = 0; left = 0
   split("interface-name dynamic-host mx-host srv-host txt-record ptr-record naptr-record caa-record dns-rr", \
     list, " ")
   for (i in list) single[list[i]] = 1
 }
 {
   line = $0; last_kept = 1
-  if (!hosts && index(line, "\"")) {
-    if (line !~ /^[ \t\r\v\f]*#/ && mentions(line)) note("left as it is (a quoted value): " line)
-    print line; next
-  }
   # In a hosts file a "#" anywhere starts a comment (cache.c, gettok).
   if (hosts) { cut = index(line, "#"); if (!cut) cut = length(line) + 1; content = substr(line, 1, cut - 1) }
   else content = split_comment(line)
+  # A value with quotes is judged without them, and never edited.
+  quoted = !hosts && index(content, "\"") > 0
+  if (quoted) gsub(/"/, "", content)
   match(content, /^[ \t\r\v\f]*/); lead = substr(content, 1, RLENGTH); rest = substr(content, RLENGTH + 1)
   match(rest, /[ \t\r\v\f]*$/); body = substr(rest, 1, RSTART - 1)
   tail = substr(rest, RSTART) substr(line, cut)
@@ -638,6 +766,11 @@ BEGIN {
     else if (key in single) action = first_name(value)
     else action = "keep"
   }
+  if (quoted) {
+    if (action != "keep") { note("left as it is (a quoted value): " trim(substr(line, 1, cut - 1))); left++ }
+    else if (mentions(body)) note(body " still names " name)
+    print line; next
+  }
   if (action == "delete") {
     printf "%s: %s:%d: %s  (line removed)\n", self, file, FNR, body > report
     deleted++; last_kept = 0; next
@@ -647,10 +780,10 @@ BEGIN {
     edited++; print lead head result tail
   } else print line
   if (covers != "") note(trim(covers) " in " body " still covers " name)
-  else if (action == "keep" && mentions(body) && !(key == "server" || key == "rev-server"))
+  else if (action == "keep" && mentions(body) && key !~ /^(server|local|rev-server)$/)
     note(body " still names " name)
 }
-END { print deleted, edited, last_kept > ENVIRON["COUNTS"] }
+END { print deleted, edited, last_kept, left > ENVIRON["COUNTS"] }
 '
 
 # Runs the edit program over one file (HOSTS=1 for the hosts format); $work/N.orig, .new, .report, .counts.
@@ -683,18 +816,32 @@ if ((deleted + edited > 0)); then
 fi
 [[ ! -s $work/cmdline.report ]] || cat -- "$work/cmdline.report"
 
-files=("${conf_files[@]}" ${hosts_files[@]+"${hosts_files[@]}"})
+# Each file once, as dnsmasq reads each once (by device and inode: links and repeated names are one).
+files=()
+file_is_hosts=()
+declare -A seen_files
+add_file() {
+  local id
+  id=$(priv stat -L -c %d:%i -- "$1") || die "could not read $1; nothing changed"
+  [[ -z ${seen_files[$id]+set} ]] || return 0
+  seen_files[$id]=1
+  files+=("$1")
+  file_is_hosts+=("$2")
+}
+for file in "${conf_files[@]}"; do add_file "$file" 0; done
+for file in ${hosts_files[@]+"${hosts_files[@]}"}; do add_file "$file" 1; done
+
 changed=()
 total_deleted=0
 total_edited=0
+total_left=0
 for i in "${!files[@]}"; do
   file=${files[i]}
-  hosts=0
-  ((i < ${#conf_files[@]})) || hosts=1
   priv cat -- "$file" >"$work/$i.orig" || die "could not read $file; nothing changed"
-  edit_file "$i" "$work/$i.orig" "$hosts" "$file"
+  edit_file "$i" "$work/$i.orig" "${file_is_hosts[i]}" "$file"
   [[ ! -s $work/$i.report ]] || cat -- "$work/$i.report" | tee -a "$work/notes"
-  read -r deleted edited last_kept <"$work/$i.counts"
+  read -r deleted edited last_kept left <"$work/$i.counts"
+  total_left=$((total_left + left))
   ((deleted + edited > 0)) || continue
   # awk ends every line with a newline; keep a file's missing final newline missing.
   if [[ -n $(tail -c 1 -- "$work/$i.orig") ]] && ((last_kept)); then
@@ -719,15 +866,29 @@ sources() {
   fi
 }
 
-answered=$(printf '%s\n' "$before" | awk 'NF' | paste -sd ' ' -)
-if ((${#changed[@]} == 0)); then
-  stubs=$(stub_answers "$before")
+# What keeps the name from the LAN's DNS, given dnsmasq's answer: a stub address, records for the name
+# this script leaves alone, or a parent domain dnsmasq answers itself (NXDOMAIN, never forwarded).
+blocked() {
+  local stubs
+  stubs=$(stub_answers "$1")
   if [[ -n $stubs ]]; then
-    die "dnsmasq still answers $name with $(paste -sd ' ' - <<<"$stubs"), from no record this script" \
-      "can remove; $(sources). Nothing changed"
+    printf 'still answers %s with %s' "$name" "$(paste -sd ' ' - <<<"$stubs")"
+  elif ((total_left > 0)); then
+    printf 'has records for %s that this script leaves alone' "$name"
+  elif [[ ${1%% *} == NXDOMAIN ]] && grep -qF ' still covers ' "$work/notes" 2>/dev/null; then
+    printf 'answers NXDOMAIN for %s from a parent domain it serves itself, so it never asks the LAN'"'"'s DNS' \
+      "$name"
+  else
+    return 1
+  fi
+}
+
+if ((${#changed[@]} == 0)); then
+  if problem=$(blocked "$before"); then
+    die "dnsmasq $problem, from no record this script can remove; $(sources). Nothing changed"
   fi
   say "nothing to do for $name: no file dnsmasq reads has a record for it, and dnsmasq answers" \
-    "${answered:-no address}"
+    "$(in_words "$before")"
   exit 0
 fi
 
@@ -738,32 +899,35 @@ put_back() {
   for j in ${written[@]+"${written[@]}"}; do
     priv cp -- "$work/$j.orig" "${files[j]}" || failed+=" ${files[j]}"
   done
-  written=()
   if [[ -n $failed ]]; then
     printf '%s: %s\n' "$self" "COULD NOT PUT BACK:$failed; their contents before the change are in $work" >&2
     return 1
   fi
 }
-# Puts the files back and, when dnsmasq was restarted on the change, starts it again on them.
+# Puts the files back and, when dnsmasq was restarted on the change, starts it again on them, whatever
+# came of the files: the LAN needs its DNS. Runs to the end once begun (signals are ignored meanwhile),
+# says on stderr what it could not do, and fails then.
 undo() {
-  put_back || return 1
+  trap '' INT TERM HUP
+  local output="" undone=1
+  put_back || undone=""
+  written=()
   if [[ -n $restarted ]]; then
-    local output
-    if ! output=$(start_again 2>&1); then
-      printf '%s: %s\n' "$self" "the files are back, but dnsmasq did NOT start again: $(one_line "$output")" >&2
-      return 1
-    fi
-    if ! ask_until_answered >/dev/null; then
-      printf '%s: %s\n' "$self" \
-        "the files are back, but dnsmasq does NOT answer at $server port $dns_port after starting again" >&2
-      return 1
+    restarted=""
+    # Whether it worked is for dnsmasq's answer to say, below.
+    output=$(start_again 2>&1) || true
+    if ! ask_until_answered >/dev/null 2>&1; then
+      printf '%s: dnsmasq does NOT answer at %s port %s after starting it again (%s)%s\n' "$self" "$server" \
+        "$dns_port" "$restart_how" "${output:+: $(one_line "$output")}" >&2
+      undone=""
     fi
   fi
+  [[ -n $undone ]]
 }
 fail() {
-  local message=$*
+  local message=$* again=${restarted:+ and dnsmasq runs on them again}
   if undo; then
-    die "$message; the files are back as they were${restarted:+ and dnsmasq runs on them again}"
+    die "$message; the files are back as they were$again"
   fi
   work=""
   die "$message"
@@ -788,17 +952,18 @@ restarted=1
 if ! output=$(restart_dnsmasq 2>&1); then
   fail "restarting dnsmasq ($restart_how) failed: $(one_line "$output")"
 fi
+if ! wait_for_new_dnsmasq; then
+  fail "restarting dnsmasq ($restart_how) left no new dnsmasq running${absent:+ ($absent)}"
+fi
 if ! after=$(ask_until_answered); then
-  fail "dnsmasq does not answer at $server port $dns_port after the restart ($restart_how)"
+  fail "dnsmasq does not answer at $server port $dns_port after the restart ($restart_how):" \
+    "$(one_line "$after")"
 fi
 written=()
 
 summary="removed $((total_deleted + total_edited)) line(s) for $name ($total_deleted deleted,"
 summary+=" $total_edited edited) in ${#changed[@]} file(s)"
-stubs=$(stub_answers "$after")
-if [[ -n $stubs ]]; then
-  die "$summary and restarted dnsmasq, but it still answers $name with $(paste -sd ' ' - <<<"$stubs");" \
-    "$(sources)"
+if problem=$(blocked "$after"); then
+  die "$summary and restarted dnsmasq, but it $problem; $(sources)"
 fi
-answered=$(printf '%s\n' "$after" | awk 'NF' | paste -sd ' ' -)
-say "$summary; restarted dnsmasq ($restart_how), which answers ${answered:-no address} for it"
+say "$summary; restarted dnsmasq ($restart_how), which answers $(in_words "$after") for it"

@@ -315,7 +315,7 @@ def test_a_stopped_dnsmasq_is_never_started(host: Host):
     assert result.returncode == 1
     assert result.stderr == (
         f"{SELF}: dnsmasq is not running: its pid file {dnsmasq.pid_file} does not exist. It was not started "
-        "and nothing changed; start it (or set dnsFix.enabled to false if this host no longer runs it)\n"
+        "and nothing changed; start it (or set dnsFix.enabled to false if this host no longer runs dnsmasq)\n"
     )
     assert dnsmasq.restarts == 0
     assert not dnsmasq.running
@@ -418,6 +418,7 @@ address=/macula.local/192.0.2.9
 host-record=bootstrap.macula.localhost,127.0.0.7
 cname=www.macula.local,bootstrap.macula.local
 txt-record=info.macula.local,"bootstrap.macula.local moved"
+local=/bootstrap.macula.local/{lan}
 """
 FORMS_AFTER = """\
 # every form dnsmasq has for one name: bootstrap.macula.local
@@ -436,6 +437,7 @@ address=/macula.local/192.0.2.9
 host-record=bootstrap.macula.localhost,127.0.0.7
 cname=www.macula.local,bootstrap.macula.local
 txt-record=info.macula.local,"bootstrap.macula.local moved"
+local=/bootstrap.macula.local/{lan}
 """
 
 
@@ -457,7 +459,7 @@ def test_every_form_of_record_for_the_name_goes_and_nothing_else(host: Host):
     assert "still covers" in notes[0]
     assert "still covers" in notes[1]
     assert "still names" in notes[2]
-    assert "quoted" in notes[3]
+    assert "still names" in notes[3]
 
 
 def test_keeps_owner_mode_and_symlinks_of_the_files_it_edits(host: Host, tmp_path: Path):
@@ -554,6 +556,7 @@ def test_several_dnsmasq_and_no_pid_file_is_refused(host: Host):
         (("--pid-file",), "--pid-file needs a value"),
         (("--restart-command", ""), "--restart-command is empty"),
         (("--pid-file=",), "--pid-file is empty"),
+        (("--pid-file", "run/dnsmasq.pid"), "--pid-file run/dnsmasq.pid is not an absolute path"),
     ],
     ids=[
         "not-a-name",
@@ -564,6 +567,7 @@ def test_several_dnsmasq_and_no_pid_file_is_refused(host: Host):
         "no-value",
         "empty",
         "empty=",
+        "relative-pid-file",
     ],
 )
 def test_bad_arguments_get_exit_2_and_a_message(args: tuple[str, ...], message: str):
@@ -581,3 +585,115 @@ def test_help_works_as_the_program_runs_it():
     assert result.stdout.startswith(
         "Usage: update-bootstrap-dns.sh [--restart-command CMD] [--pid-file FILE]"
     )
+
+
+def test_a_signal_during_the_undo_does_not_cut_it_short(host: Host, tmp_path: Path):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    files = host.files()
+    # The restart on the change leaves dnsmasq stopped and fails; the one that starts it again on the
+    # files put back takes a while, and a second TERM arrives meanwhile.
+    failed_once, starting = tmp_path / "failed-once", tmp_path / "starting"
+    restart = (
+        f"if [ -e {failed_once} ]; then touch {starting}; sleep 1; {dnsmasq.restart_command}; "
+        f"else touch {failed_once}; {dnsmasq.stop_command}; exit 1; fi"
+    )
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", f"exec {host.command(restart_command=restart)}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not starting.exists():
+            assert time.monotonic() < deadline, "dnsmasq was never started again"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 1
+    assert stderr.rstrip().endswith("the files are back as they were and dnsmasq runs on them again")
+    assert host.files() == files
+    assert dnsmasq.running
+    assert host.answer() == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+def test_an_address_still_answered_by_a_conf_script_fails_the_run(host: Host):
+    # The hosts entry (tab-separated, as in many /etc/hosts) goes, but a conf-script, whose output this
+    # script cannot edit, gives the same address.
+    host.write(
+        {
+            "dnsmasq.conf": "server=/macula.local/{lan}\naddn-hosts={root}/hosts\nconf-script=/bin/echo "
+            f"host-record={NAME},192.0.2.10\n",
+            "hosts": f"192.0.2.10\t{NAME}\n",
+        }
+    )
+    host.start()
+
+    result = host.run()
+
+    assert result.returncode == 1
+    assert f"but it still answers {NAME} with 192.0.2.10" in result.stderr
+    assert f"conf-script=/bin/echo host-record={NAME},192.0.2.10 still names {NAME}" in result.stderr
+    assert (host.root / "hosts").read_text() == ""
+
+
+def test_a_quoted_record_for_the_name_is_named_and_fails_the_run(host: Host):
+    host.write(
+        {
+            "dnsmasq.conf": "server=/macula.local/{lan}\n"
+            'address=/"bootstrap.macula.local"/192.0.2.10\n'
+            'address=/printer.macula.local/192.0.2.11 # "quotes in a comment are no value"\n',
+        }
+    )
+    host.start()
+    files = host.files()
+
+    result = host.run()
+
+    assert result.returncode == 1
+    assert f"dnsmasq still answers {NAME} with 192.0.2.10, from no record this script can remove" in (
+        result.stderr
+    )
+    quoted = f'{host.main_file}:2: left as it is (a quoted value): address=/"{NAME}"/192.0.2.10'
+    assert quoted in result.stderr
+    assert host.files() == files
+
+
+def test_nxdomain_from_a_parent_domain_dnsmasq_serves_itself_fails_the_run(host: Host):
+    # No forward to the LAN's DNS: dnsmasq answers all of macula.local itself.
+    host.write({"dnsmasq.conf": f"local=/macula.local/\n{STUB}"})
+    host.start()
+
+    result = host.run()
+
+    assert result.returncode == 1
+    assert f"answers NXDOMAIN for {NAME} from a parent domain it serves itself" in result.stderr
+    assert f"{host.main_file}:1: macula.local in local=/macula.local/ still covers {NAME}" in result.stderr
+
+
+def test_option_clusters_and_prefixes_on_the_command_line_are_read_as_dnsmasq_reads_them(host: Host):
+    # -E7DIR is expand-hosts and conf-dir=DIR; --addn-h is addn-hosts, given twice: one file, edited once.
+    host.write(
+        {
+            "dnsmasq.conf": "server=/macula.local/{lan}\n",
+            "dnsmasq.d/macula.conf": STUB,
+            "hosts": f"127.0.0.3 {NAME}\n",
+        }
+    )
+    hosts = str(host.root / "hosts")
+    dnsmasq = host.start(f"-E7{host.conf_dir}", f"--addn-h={hosts}", "--addn-hosts", hosts)
+
+    result = host.run()
+
+    assert result.returncode == 0, result.stderr
+    assert (host.conf_dir / "macula.conf").read_text() == ""
+    assert (host.root / "hosts").read_text() == ""
+    assert f"removed 2 line(s) for {NAME} (2 deleted, 0 edited) in 2 file(s)" in result.stdout
+    assert dnsmasq.restarts == 1
