@@ -240,14 +240,19 @@ class Dnsmasq:
         finally:
             self._stop_dnsmasq(process)
 
-    def request_restart(self) -> int:
+    def _signal_supervisor(self, signum: signal.Signals) -> bool:
         try:
             pid = int(self.supervisor_pid.read_text())
         except (FileNotFoundError, ValueError):
             print(f"dnsmasq is not running (no {self.supervisor_pid})", file=sys.stderr)
-            return 1
+            return False
+        os.kill(pid, signum)
+        return True
+
+    def request_restart(self) -> int:
         before = self.restarts
-        os.kill(pid, signal.SIGUSR1)
+        if not self._signal_supervisor(signal.SIGUSR1):
+            return 1
         deadline = time.monotonic() + 2 * TIMEOUT
         while self.restarts == before:
             if time.monotonic() > deadline:
@@ -260,14 +265,10 @@ class Dnsmasq:
         return 0
 
     def request_stop(self) -> int:
-        try:
-            pid = int(self.supervisor_pid.read_text())
-        except (FileNotFoundError, ValueError):
-            print(f"dnsmasq is not running (no {self.supervisor_pid})", file=sys.stderr)
-            return 1
         stopped = self.state_dir / "stopped"
         stopped.unlink(missing_ok=True)
-        os.kill(pid, signal.SIGUSR2)
+        if not self._signal_supervisor(signal.SIGUSR2):
+            return 1
         deadline = time.monotonic() + TIMEOUT
         while not stopped.exists():
             if time.monotonic() > deadline:

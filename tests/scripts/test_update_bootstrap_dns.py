@@ -139,15 +139,8 @@ addn-hosts={root}/hosts.d
 hostsdir={root}/hostsdir
 address=/bootstrap.macula.local/127.0.0.2   # the runbook's stub
 """
-MAIN_AFTER = """\
-# The DNS host's dnsmasq: forwards macula.local to the LAN's DNS.
-server=/macula.local/{lan}
-conf-dir={root}/dnsmasq.d,.rpmnew,.rpmsave
-conf-dir={root}/only-conf.d,*.conf
-conf-file={root}/macula-include.conf
-addn-hosts={root}/hosts.d
-hostsdir={root}/hostsdir
-"""
+# The same without its last line, the override.
+MAIN_AFTER = MAIN[: MAIN.rindex("address=")]
 # Records for other names, a forward of the name itself, and comments stay, byte for byte; the last line
 # has no final newline, and keeps none.
 MACULA_CONF = """\
@@ -495,15 +488,13 @@ def test_a_user_without_root_or_sudo_gets_a_clear_error_and_nothing_changes(host
     assert dnsmasq.restarts == 0
 
 
-def test_an_interrupted_run_puts_the_files_back(host: Host, tmp_path: Path):
-    host.write(LAYOUT)
-    dnsmasq = host.start()
-    files = host.files()
-    # The first restart hangs (a stuck systemctl, say); the run is interrupted there.
-    hung = tmp_path / "hung"
-    restart = f"if [ -e {hung} ]; then {dnsmasq.restart_command}; else touch {hung}; exec sleep 60; fi"
+def run_until_then_terminate(
+    host: Host, restart: str, marker: Path, *, process_group: bool
+) -> tuple[int, str]:
+    """Runs the script until the restart command creates `marker`, then sends SIGTERM: to the script and
+    everything it started (as a terminal's Ctrl-C or a stopped service does), or to the script alone."""
     process = subprocess.Popen(
-        ["/bin/sh", "-c", host.command(restart_command=restart)],
+        ["/bin/sh", "-c", f"exec {host.command(restart_command=restart)}"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -512,17 +503,31 @@ def test_an_interrupted_run_puts_the_files_back(host: Host, tmp_path: Path):
     )
     try:
         deadline = time.monotonic() + 20
-        while not hung.exists():
-            assert time.monotonic() < deadline, "the restart never started"
+        while not marker.exists():
+            assert time.monotonic() < deadline, f"the restart command never made {marker}"
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGTERM)
+        if process_group:
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
+    return process.returncode, stderr
 
-    assert process.returncode != 0
+
+def test_an_interrupted_run_puts_the_files_back(host: Host, tmp_path: Path):
+    host.write(LAYOUT)
+    dnsmasq = host.start()
+    files = host.files()
+    # The first restart hangs (a stuck systemctl, say); the run is interrupted there.
+    hung = tmp_path / "hung"
+    restart = f"if [ -e {hung} ]; then {dnsmasq.restart_command}; else touch {hung}; exec sleep 60; fi"
+    returncode, stderr = run_until_then_terminate(host, restart, hung, process_group=True)
+
+    assert returncode != 0
     assert f"{SELF}: interrupted: the files are back as they were" in stderr
     assert host.files() == files
     assert dnsmasq.running
@@ -598,26 +603,9 @@ def test_a_signal_during_the_undo_does_not_cut_it_short(host: Host, tmp_path: Pa
         f"if [ -e {failed_once} ]; then touch {starting}; sleep 1; {dnsmasq.restart_command}; "
         f"else touch {failed_once}; {dnsmasq.stop_command}; exit 1; fi"
     )
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", f"exec {host.command(restart_command=restart)}"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not starting.exists():
-            assert time.monotonic() < deadline, "dnsmasq was never started again"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    returncode, stderr = run_until_then_terminate(host, restart, starting, process_group=False)
 
-    assert process.returncode == 1
+    assert returncode == 1
     assert stderr.rstrip().endswith("the files are back as they were and dnsmasq runs on them again")
     assert host.files() == files
     assert dnsmasq.running
