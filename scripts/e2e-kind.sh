@@ -126,7 +126,8 @@ create_cluster() {
 }
 
 # Eleven addresses near the top of the IPv4 subnet of KinD's docker network (x.y.255.200-210 in a /16),
-# far from the low addresses docker hands to the nodes; the runner reaches them over the bridge.
+# far from the low addresses docker hands to the nodes; the runner reaches them over the bridge. Prints
+# the first, the last and the subnet, which is the e2e stack's LAN.
 choose_address_range() {
   local subnets
   subnets=$(docker network inspect kind --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}')
@@ -139,7 +140,7 @@ ipv4 = [network for network in networks if network.version == 4 and network.pref
 if not ipv4:
     sys.exit(f"e2e-kind: the kind docker network has no IPv4 subnet of /24 or larger: {sys.argv[1]!r}")
 top = ipv4[0].broadcast_address
-print(top - 55, top - 45)
+print(top - 55, top - 45, ipv4[0])
 EOF
 }
 
@@ -215,11 +216,13 @@ EOF
   kubectl --context "$context" -n macula rollout status deployment/macula-bootstrap --timeout=300s
 }
 
-# Every stack setting the run uses, in one place (keys as stack_config.py reads them).
+# Every stack setting the run uses, in one place (keys as stack_config.parsing reads them).
 write_stack_config() {
-  local first=$1 last=$2 ip=$3
+  local first=$1 last=$2 ip=$3 subnet=$4
   local set=(pulumi config set --stack "$stack")
   "${set[@]}" kubeContext "$context"
+  # The cluster is on docker's network, not on the LAN of Pulumi.yaml's plan: the stack has its own.
+  "${set[@]}" --path "lan.subnet" "$subnet"
   "${set[@]}" --path "pools[0].name" "$pool"
   "${set[@]}" --path "pools[0].addresses[0]" "$first-$last"
   "${set[@]}" --path "bootstrap.ip" "$ip"
@@ -335,7 +338,7 @@ create_cluster
 create_bootstrap_stand_in
 
 log "choosing addresses on the kind network"
-read -r first_ip last_ip < <(choose_address_range)
+read -r first_ip last_ip kind_subnet < <(choose_address_range)
 [[ -n "${last_ip:-}" ]] || die "could not choose an address range on the kind network"
 echo "pool $pool: $first_ip-$last_ip" >&2
 
@@ -352,7 +355,7 @@ log "preparing ./venv and stack $stack (state in $state_dir)"
 make setup
 pulumi stack init "$stack" --secrets-provider passphrase
 stack_exists=1
-write_stack_config "$first_ip" "$last_ip" "$ip_before"
+write_stack_config "$first_ip" "$last_ip" "$ip_before" "$kind_subnet"
 cat "$project_dir/Pulumi.$stack.yaml"
 
 if [[ $scenario == runbook ]]; then

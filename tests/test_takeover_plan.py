@@ -27,6 +27,7 @@ from takeover_plan import (
 )
 from tests import metallb_installs as installs
 from tests.kube_cluster import fake_cluster
+from tests.stack_config.fleets import fleet_of
 from tests.upstream import requires_upstream
 
 pytestmark = requires_upstream
@@ -40,7 +41,7 @@ def config(stack: str = "kind-dev", **values: Any) -> StackConfig:
         "kubeContext": "kind-macula-dev",
         "pools": [{"name": "lan-pool", "addresses": [installs.RUNBOOK_POOL_RANGE]}],
     }
-    return parse_stack_config(stack, "macula-lan", {**base, **values}, {})
+    return parse_stack_config(stack, "macula-lan", {**base, **values}, fleet_of(subnet="192.168.128.0/23"))
 
 
 def survey(*objects: dict[str, Any]) -> ClusterSurvey:

@@ -230,6 +230,8 @@ def test_e2e_deploys_verifies_checks_drift_and_cleans_up(e2e_project):
         "pulumi config set --stack e2e-test --path pools[0].addresses[0] 172.18.255.200-172.18.255.210" in log
     )
     assert "pulumi config set --stack e2e-test --path bootstrap.ip 172.18.255.200" in log
+    # Docker's network is the e2e stack's LAN, not Pulumi.yaml's.
+    assert "pulumi config set --stack e2e-test --path lan.subnet 172.18.0.0/16" in log
     assert (
         "pulumi config set --stack e2e-test --path clearLoadBalancerExclusion[0] macula-e2e-control-plane"
         in log
@@ -331,6 +333,8 @@ def test_e2e_runbook_scenario_sets_up_by_hand_then_takes_over_and_measures(e2e_p
     )
     assert "pulumi config set --stack e2e-test --path pools[0].name lan-pool" in log
     assert "pulumi config set --stack e2e-test --path bootstrap.ip 172.18.255.200" in log
+    # Docker's network is the e2e stack's LAN, not Pulumi.yaml's.
+    assert "pulumi config set --stack e2e-test --path lan.subnet 172.18.0.0/16" in log
     assert (
         "longest gap without an ARP answer for 172.18.255.200: 3.2s (1 probes unanswered); "
         "the Service kept 172.18.255.200" in result.stderr

@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 
 from components.address_pools import advertisement_spec, pool_spec
-from stack_config import parse_stack_config
-from tests.program import PROJECT, STACKS
+from stack_config import parse_stack_config, read_fleet
+from tests.program import PROJECT, PROJECT_DIR, STACKS
+from tests.stack_config.fleets import fleet_of
 from tests.test_program import stack_value
 from tests.upstream import crd_spec_schema, requires_upstream
 
@@ -42,9 +43,11 @@ FULL_OPTIONS = {
 
 
 def stack_specs(stack: str, values: dict[str, Any] | None = None):
+    fleet = fleet_of()
     if values is None:
         values = {key: stack_value(stack, key) for key in ("kubeContext", "pools", "advertisements")}
-    config = parse_stack_config(stack, PROJECT, values, {})
+        fleet = read_fleet(PROJECT_DIR, PROJECT, stack)
+    config = parse_stack_config(stack, PROJECT, values, fleet)
     return [pool_spec(p) for p in config.pools], [advertisement_spec(a) for a in config.advertisements]
 
 

@@ -12,13 +12,15 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import pytest
 
 from kube_client import KubectlError
 from stack_config import load_stack_file_config
+from tests.netns import NetNamespace, network_namespace
 from tests.program import PROJECT_DIR
 from tests.standin_kubectl import calls, write_kubectl
 from tests.system_programs import require_tool
@@ -363,46 +366,53 @@ def test_parser_rejects_malformed_messages(message, error):
 DNSMASQ_NAMES = {
     "bootstrap.macula.local": "192.168.129.51",
     "override.macula.local": "127.0.0.2",  # the runbook's stale override
-    "loop-bootstrap.macula.local": "127.0.0.51",  # the end-to-end stacks' bootstrap, on loopback
 }
+
+
+def dnsmasq_command(port: int) -> list[str]:
+    """A real dnsmasq on 127.0.0.1, answering only for macula.local (NXDOMAIN for unknown names there)."""
+    return [
+        require_tool("dnsmasq"), "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+        "--pid-file=", "--log-facility=-", "--listen-address=127.0.0.1", "--bind-interfaces",
+        f"--port={port}", "--local=/macula.local/",
+        *(f"--address=/{name}/{ip}" for name, ip in DNSMASQ_NAMES.items()),
+        "--host-record=v6only.macula.local,fd00::51",
+        "--host-record=alias-target.macula.local,192.168.129.51",
+        "--cname=alias.macula.local,alias-target.macula.local",
+    ]  # fmt: skip
+
+
+@contextmanager
+def running(command: list[str], log_path: Path, answers: Callable[[], bool]) -> Iterator[None]:
+    """Runs a server until the block ends, once `answers()` says it serves."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while not answers():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{command[0]} did not start:\n{log_path.read_text()}")
+                time.sleep(0.05)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
 def dnsmasq(tmp_path_factory) -> Iterator[tuple[str, int]]:
-    """A real dnsmasq on 127.0.0.1, answering only for macula.local (NXDOMAIN for unknown names there)."""
-    binary = require_tool("dnsmasq")
     port = free_port()
-    log_path = tmp_path_factory.mktemp("dnsmasq") / "log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--pid-file=", "--log-facility=-", "--listen-address=127.0.0.1", "--bind-interfaces",
-            f"--port={port}", "--local=/macula.local/",
-            *(f"--address=/{name}/{ip}" for name, ip in DNSMASQ_NAMES.items()),
-            "--host-record=v6only.macula.local,fd00::51",
-            "--host-record=alias-target.macula.local,192.168.129.51",
-            "--cname=alias.macula.local,alias-target.macula.local",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
     server = ("127.0.0.1", port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                verify.resolve("bootstrap.macula.local", server, 0.2)
-                break
-            except (TimeoutError, ConnectionRefusedError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"dnsmasq did not start:\n{log_path.read_text()}")
-                time.sleep(0.05)
+
+    def answers() -> bool:
+        try:
+            verify.resolve("bootstrap.macula.local", server, 0.2)
+        except (TimeoutError, ConnectionRefusedError):
+            return False
+        return True
+
+    with running(dnsmasq_command(port), tmp_path_factory.mktemp("dnsmasq") / "log", answers):
         yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
-        log.close()
 
 
 def test_resolves_through_dnsmasq(dnsmasq):
@@ -678,7 +688,12 @@ def loopback(text: str, port: int | None = None) -> str:
     """Recorded text with kind-dev's LAN addresses moved onto loopback, so probes stay on this host, and
     the bootstrap port 4433 moved to `port`, a free one."""
     text = text.replace("192.168.129.", "127.0.0.")
-    return text if port is None else text.replace('"port": 4433', f'"port": {port}')
+    return text if port is None else on_port(text, port)
+
+
+def on_port(text: str, port: int) -> str:
+    """Recorded text with the bootstrap port 4433 moved to `port`."""
+    return text.replace('"port": 4433', f'"port": {port}')
 
 
 def serve(directory: Path, objects: Mapping[str, str | None], transform=loopback) -> None:
@@ -708,53 +723,78 @@ BROKEN = {
 }
 
 
-def loopback_project(directory: Path, stack: str, hostname: str, port: int) -> Path:
-    """A project holding one stack shaped like kind-dev, but on 127.0.0.50-60 with 127.0.0.51 pinned."""
+def lan_project(directory: Path, hostname: str, port: int) -> Path:
+    """A project holding the LAN plan and one stack, "lan", shaped like kind-dev, with `hostname` published
+    and the bootstrap on `port`."""
     directory.mkdir()
-    (directory / "Pulumi.yaml").write_text("name: macula-lan\nruntime: python\n")
-    stack_file = loopback((PROJECT_DIR / "Pulumi.kind-dev.yaml").read_text())
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", directory / "Pulumi.yaml")
+    stack_file = (PROJECT_DIR / "Pulumi.kind-dev.yaml").read_text()
     stack_file = stack_file.replace(
         "hostname: bootstrap.macula.local", f"hostname: {hostname}\n    port: {port}"
     )
-    (directory / f"Pulumi.{stack}.yaml").write_text(stack_file)
+    (directory / "Pulumi.lan.yaml").write_text(stack_file)
     return directory
 
 
-def run_verify(kubectl_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_verify(
+    kubectl_dir: Path, *args: str, namespace: NetNamespace | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{kubectl_dir}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "tools.verify", *args]
     return subprocess.run(
-        [sys.executable, "-m", "tools.verify", *args],
+        namespace.command(command) if namespace else command,
         cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
-def test_healthy_stack(tmp_path, dnsmasq):
-    host, dns_port = dnsmasq
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bootstrap:
-        bootstrap.bind(("127.0.0.51", 0))
+@pytest.fixture
+def lan(tmp_path) -> Iterator[NetNamespace]:
+    """A network namespace of the test's own holding the LAN's bootstrap address and, on its 127.0.0.1
+    port 53, the real dnsmasq: whole-stack checks run there, so their probes never leave it."""
+    with network_namespace(f"{PINNED}/32") as namespace:
+
+        def answers() -> bool:
+            dig = [
+                require_tool("dig"),
+                "+short",
+                "+time=1",
+                "+tries=1",
+                "@127.0.0.1",
+                "bootstrap.macula.local",
+            ]
+            result = subprocess.run(namespace.command(dig), capture_output=True, text=True, check=False)
+            return result.stdout.strip() == str(PINNED)
+
+        with running(namespace.command(dnsmasq_command(53)), tmp_path / "dnsmasq.log", answers):
+            yield namespace
+
+
+def test_healthy_stack(tmp_path, lan):
+    with lan.socket() as bootstrap:
+        bootstrap.bind((str(PINNED), 0))
         bootstrap.settimeout(30)
         udp_port = bootstrap.getsockname()[1]
         serve_once(bootstrap, lambda datagram: datagram)
-        project = loopback_project(tmp_path / "project", "loop", "loop-bootstrap.macula.local", udp_port)
+        project = lan_project(tmp_path / "project", "bootstrap.macula.local", udp_port)
         kubectl_dir = tmp_path / "bin"
         kubectl_dir.mkdir()
-        serve(kubectl_dir, HEALTHY, lambda text: loopback(text, udp_port))
+        serve(kubectl_dir, HEALTHY, lambda text: on_port(text, udp_port))
         result = run_verify(
-            kubectl_dir, "--stack", "loop", "--resolver", f"{host}:{dns_port}", "--timeout", "2",
-            "--project-dir", str(project),
+            kubectl_dir, "--stack", "lan", "--resolver", "127.0.0.1", "--timeout", "2",
+            "--project-dir", str(project), namespace=lan,
         )  # fmt: skip
     assert result.stderr == ""
     assert result.stdout.splitlines() == [
-        "verify stack loop: context kind-macula-dev",
+        "verify stack lan: context kind-macula-dev",
         "ok    controller      metallb-system/metallb-controller: 1/1 ready",
         "ok    speakers        metallb-system/metallb-speaker: 1/1 ready",
-        "ok    pools           lan-pool (127.0.0.50-127.0.0.60)",
+        "ok    pools           lan-pool (192.168.129.50-192.168.129.60)",
         "ok    advertisements  lan-advertisement (pools: lan-pool)",
-        "ok    service         macula/macula-bootstrap: LoadBalancer, external IP 127.0.0.51",
-        f"ok    dns             loop-bootstrap.macula.local → 127.0.0.51 (asked 127.0.0.1:{dns_port})",
-        f"ok    udp             127.0.0.51:{udp_port}/udp: a 1200-byte reply: "
+        "ok    service         macula/macula-bootstrap: LoadBalancer, external IP 192.168.129.51",
+        "ok    dns             bootstrap.macula.local → 192.168.129.51 (asked 127.0.0.1:53)",
+        f"ok    udp             192.168.129.51:{udp_port}/udp: a 1200-byte reply: "
         "reachable, and something answers",
-        "ok    no check failed for stack loop",
+        "ok    no check failed for stack lan",
     ]
     assert result.returncode == 0
     # Every call went to the stack's context, never to whatever the kubeconfig has selected.
@@ -763,19 +803,21 @@ def test_healthy_stack(tmp_path, dnsmasq):
     assert calls(kubectl_dir)[2][2:] == ["get", "nodes", "-o", "json", "--request-timeout=20s"]
 
 
-def test_broken_stack_names_every_failing_check(tmp_path, dnsmasq):
-    host, dns_port = dnsmasq
-    closed_port = free_port()
-    project = loopback_project(tmp_path / "project", "loop", "override.macula.local", closed_port)
+def test_broken_stack_names_every_failing_check(tmp_path, lan):
+    with lan.socket() as probe:
+        # A port nothing listens on in the namespace: bound a moment, then closed.
+        probe.bind((str(PINNED), 0))
+        closed_port = probe.getsockname()[1]
+    project = lan_project(tmp_path / "project", "override.macula.local", closed_port)
     kubectl_dir = tmp_path / "bin"
     kubectl_dir.mkdir()
-    serve(kubectl_dir, BROKEN, lambda text: loopback(text, closed_port))
+    serve(kubectl_dir, BROKEN, lambda text: on_port(text, closed_port))
     result = run_verify(
-        kubectl_dir, "--stack", "loop", "--resolver", f"{host}:{dns_port}", "--timeout", "1",
-        "--project-dir", str(project),
+        kubectl_dir, "--stack", "lan", "--resolver", "127.0.0.1", "--timeout", "1",
+        "--project-dir", str(project), namespace=lan,
     )  # fmt: skip
     lines = result.stdout.splitlines()
-    assert lines[0] == "verify stack loop: context kind-macula-dev"
+    assert lines[0] == "verify stack lan: context kind-macula-dev"
     assert [line[:22] for line in lines[1:8]] == [
         "FAIL  controller      ",
         "FAIL  speakers        ",
@@ -795,10 +837,10 @@ def test_broken_stack_names_every_failing_check(tmp_path, dnsmasq):
     assert lines[3].endswith("IPAddressPool lan-pool is missing (none present)")
     assert lines[4].endswith("L2Advertisement lan-advertisement is missing (none present)")
     assert "external IP <pending>; no external IP yet (pending)" in lines[5]
-    assert f"override.macula.local → 127.0.0.2, expected 127.0.0.51 (asked 127.0.0.1:{dns_port})" in lines[6]
-    assert f"127.0.0.51:{closed_port}/udp: ICMP port unreachable" in lines[7]
+    assert "override.macula.local → 127.0.0.2, expected 192.168.129.51 (asked 127.0.0.1:53)" in lines[6]
+    assert f"192.168.129.51:{closed_port}/udp: ICMP port unreachable" in lines[7]
     assert lines[8] == (
-        "FAIL  7 of 7 checks failed for stack loop: "
+        "FAIL  7 of 7 checks failed for stack lan: "
         "controller, speakers, pools, advertisements, service, dns, udp"
     )
     assert len(lines) == 9

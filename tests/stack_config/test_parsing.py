@@ -1,4 +1,5 @@
-"""The config model: what a stack file may say, and the message a user gets when it says something wrong."""
+"""stack_config.parsing: what a stack file may say, and the message a user gets when it says something
+wrong."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from stack_config import (
     DEFAULT_CHART_REPOSITORY,
     DEFAULT_CHART_VERSION,
     ConfigError,
-    load_stack_file_config,
-    other_stacks_pools,
+    Fleet,
     parse_stack_config,
 )
-from tests.program import PROJECT, PROJECT_DIR
+from tests.program import PROJECT
+from tests.stack_config.fleets import fleet_of
 
 NAMESPACE = PROJECT
 
@@ -29,13 +30,20 @@ def valid_values(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-def parse(values: dict[str, Any], other_stacks: dict[str, Any] | None = None, stack: str = "test"):
-    return parse_stack_config(stack, NAMESPACE, values, other_stacks or {})
+def parse(
+    values: dict[str, Any],
+    fleet: Fleet | None = None,
+    stack: str = "test",
+    secret_keys: frozenset[str] = frozenset(),
+):
+    return parse_stack_config(stack, NAMESPACE, values, fleet or fleet_of(), secret_keys)
 
 
-def error_of(values: dict[str, Any], other_stacks: dict[str, Any] | None = None) -> str:
+def error_of(
+    values: dict[str, Any], fleet: Fleet | None = None, secret_keys: frozenset[str] = frozenset()
+) -> str:
     with pytest.raises(ConfigError) as caught:
-        parse(values, other_stacks)
+        parse(values, fleet, secret_keys=secret_keys)
     return str(caught.value)
 
 
@@ -387,7 +395,10 @@ def test_every_problem_is_reported_at_once():
 def test_range_overlapping_another_stack_names_that_stack():
     message = error_of(
         valid_values(pools=[{"name": "p", "addresses": ["192.168.129.75-192.168.129.85"]}]),
-        other_stacks={"beam00": [{"name": "lan-pool", "addresses": ["192.168.129.70-192.168.129.80"]}]},
+        fleet_of(
+            {"beam00": [{"name": "lan-pool", "addresses": ["192.168.129.70-192.168.129.80"]}]},
+            "192.168.128.0/23",
+        ),
     )
     assert f"{NAMESPACE}:pools[0].addresses[0]" in message
     assert 'stack "beam00" (Pulumi.beam00.yaml)' in message
@@ -396,23 +407,9 @@ def test_range_overlapping_another_stack_names_that_stack():
 
 def test_invalid_pools_in_another_stack_are_reported_against_that_file():
     with pytest.raises(ConfigError) as caught:
-        parse(valid_values(), other_stacks={"beam09": [{"name": "p", "addresses": ["nonsense"]}]})
+        fleet_of({"beam09": [{"name": "p", "addresses": ["nonsense"]}]})
     assert "Pulumi.beam09.yaml" in str(caught.value)
     assert '"nonsense"' in str(caught.value)
-
-
-def test_committed_stacks_are_read_and_a_new_cluster_needs_only_its_own_range():
-    others = other_stacks_pools(PROJECT_DIR, NAMESPACE, current_stack="beam02")
-    assert {"kind-dev", "beam00", "beam01"} <= set(others)
-    fresh = valid_values(pools=[{"name": "lan-pool", "addresses": ["192.168.129.110-192.168.129.120"]}])
-    assert parse(fresh, others, stack="beam02").pools[0].name == "lan-pool"
-    clashing = valid_values(pools=[{"name": "lan-pool", "addresses": ["192.168.129.55/32"]}])
-    with pytest.raises(ConfigError, match=r'stack "kind-dev" \(Pulumi.kind-dev.yaml\)'):
-        parse(clashing, others, stack="beam02")
-
-
-def test_a_stack_is_not_compared_with_its_own_file():
-    assert "kind-dev" not in other_stacks_pools(PROJECT_DIR, NAMESPACE, current_stack="kind-dev")
 
 
 def test_bootstrap_and_dns_fix_defaults():
@@ -443,8 +440,14 @@ A_PRIVATE_KEY = (
 )
 
 
+SECRET_KEY = frozenset({"sshPrivateKey"})
+
+
 def test_private_key_reaches_the_config_but_never_its_repr():
-    config = parse(valid_values(dnsFix={"host": "dns.lan", "user": "macula"}, sshPrivateKey=A_PRIVATE_KEY))
+    config = parse(
+        valid_values(dnsFix={"host": "dns.lan", "user": "macula"}, sshPrivateKey=A_PRIVATE_KEY),
+        secret_keys=SECRET_KEY,
+    )
     assert config.dns_fix is not None
     assert config.dns_fix.private_key == A_PRIVATE_KEY
     assert "PRIVATE KEY" not in repr(config)
@@ -452,21 +455,10 @@ def test_private_key_reaches_the_config_but_never_its_repr():
 
 def test_a_malformed_private_key_is_rejected_without_echoing_it():
     almost_a_key = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ-secret-material"
-    message = error_of(valid_values(dnsFix={"host": "dns.lan", "user": "m"}, sshPrivateKey=almost_a_key))
+    message = error_of(
+        valid_values(dnsFix={"host": "dns.lan", "user": "m"}, sshPrivateKey=almost_a_key),
+        secret_keys=SECRET_KEY,
+    )
     assert f"{NAMESPACE}:sshPrivateKey:" in message
     assert "value not shown" in message
     assert "secret-material" not in message
-
-
-def test_a_stack_file_read_by_the_tools_decodes_values_set_without_path(tmp_path):
-    (tmp_path / "Pulumi.yaml").write_text(f"name: {NAMESPACE}\n")
-    (tmp_path / "Pulumi.beam09.yaml").write_text(
-        "config:\n"
-        f"  {NAMESPACE}:kubeContext: beam09\n"
-        f'  {NAMESPACE}:strictArp: "true"\n'
-        f"  {NAMESPACE}:sshPrivateKey:\n    secure: AAABAHZhbHVl\n"
-        f"  {NAMESPACE}:pools:\n    - name: lan-pool\n      addresses: [10.30.0.0/28]\n"
-    )
-    config = load_stack_file_config(tmp_path, "beam09")
-    assert config.strict_arp is True
-    assert config.pools[0].name == "lan-pool"
