@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STACK ?= kind-dev
 
-.PHONY: setup test-tools test lint bench up preview survey verify drift e2e
+.PHONY: setup test-tools test lint bench up preview plan survey verify drift e2e
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ preview: setup
 up: setup
 	pulumi stack select --create $(STACK)
 	pulumi up --stack $(STACK)
+
+# The fleet's address plan: every stack's ranges, the reservations, the free ranges (PLAN_ARGS=--json).
+plan: setup
+	$(BIN)/python -m tools.fleet plan $(PLAN_ARGS)
 
 # Read-only: what MetalLB the stack's cluster runs and what `up` would do with it. Exit 0 go, 1 refuse.
 survey: setup
