@@ -9,6 +9,7 @@ in the namespace it was created in). Nothing sent in it leaves it. Needs root an
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import socket
 import subprocess
@@ -77,3 +78,23 @@ def network_namespace(*addresses: str) -> Iterator[NetNamespace]:
     finally:
         _ip("netns", "delete", namespace.name)
         assert not os.path.exists(f"/run/netns/{namespace.name}")
+
+
+def link_with_veth(a: NetNamespace, address_a: str, b: NetNamespace, address_b: str) -> tuple[str, str]:
+    """A veth pair between two namespaces, `a0` in a holding address_a and `b0` in b holding address_b
+    (each ADDRESS/PREFIX), both up; returns their MAC addresses."""
+    _ip("link", "add", "a0", "netns", a.name, "type", "veth", "peer", "name", "b0", "netns", b.name)
+    macs = []
+    for namespace, device, address in ((a, "a0", address_a), (b, "b0", address_b)):
+        _ip("-n", namespace.name, "addr", "add", address, "dev", device)
+        _ip("-n", namespace.name, "link", "set", device, "up")
+        listing = subprocess.run(
+            ["ip", "-n", namespace.name, "-json", "link", "show", device],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        macs.append(json.loads(listing.stdout)[0]["address"])
+    return macs[0], macs[1]
+
+
+def add_address(namespace: NetNamespace, device: str, address: str) -> None:
+    _ip("-n", namespace.name, "addr", "add", address, "dev", device)

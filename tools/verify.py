@@ -1,6 +1,6 @@
 """Check one stack end to end, as the runbook's "Verify MetalLB Status" and "Testing Accessibility" do.
 
-    python -m tools.verify --stack kind-dev [--resolver IP[:PORT]] [--timeout S] [--strict-udp]
+    python -m tools.verify --stack kind-dev [--resolver IP[:PORT]] [--timeout S] [--strict-udp] [--no-arp]
 
 It prints one line per check, `ok`, `FAIL`, `warn` or `skip`, then the check's name and what it saw:
 
@@ -12,6 +12,12 @@ It prints one line per check, `ok`, `FAIL`, `warn` or `skip`, then the check's n
   (they are cluster-scoped, which a namespaced user may not list) make an otherwise good line a warning.
 - pools, advertisements: the stack's IPAddressPools and L2Advertisements (metallb.io/v1beta1) exist in
   metallb-system, with the addresses and pools the stack file gives them.
+- node-ips: no node's InternalIP lies inside a pool. MetalLB 0.14.3 would hand such an address to a
+  Service (0.15 refuses the pool).
+- arp: one ARP request for every IPv4 pool address (up to 1024) and every node address, from the
+  interface of this machine on the pools' network (tools.arp_probe); it sends nothing else. A node's MAC
+  answering (a speaker announcing a Service's address) is right; any other MAC is another device on that
+  address, an address conflict (FAIL). `skip` without CAP_NET_RAW, off the LAN, or with `--no-arp`.
 - service: the bootstrap Service is type LoadBalancer, serves the bootstrap UDP port, and carries the
   pinned IP in `.status.loadBalancer.ingress` (or, when no IP is pinned, an IP of the stack's pools).
 - dns: the bootstrap hostname resolves to that IP through the chosen resolver (`--resolver`, else the
@@ -41,9 +47,10 @@ import ipaddress
 import secrets
 import socket
 import struct
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +65,8 @@ from stack_config import (
     StackConfig,
     load_stack_file_config,
 )
+from stack_config.addresses import AddressError, parse_block
+from tools import arp_probe
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 METALLB_NAMESPACE = "metallb-system"
@@ -172,15 +181,13 @@ def _readiness(
 
 
 def _address_key(text: str) -> tuple[str, str] | str:
-    """One `addresses` entry as its first and last address, so equal ranges written differently match."""
+    """One `addresses` entry as its first and last address, read as the stack's own are, so equal ranges
+    written differently match; an entry that does not parse stays its text."""
     try:
-        if "-" in text:
-            first, _, last = text.partition("-")
-            return str(ipaddress.ip_address(first.strip())), str(ipaddress.ip_address(last.strip()))
-        network = ipaddress.ip_network(text.strip(), strict=False)
-        return str(network.network_address), str(network.broadcast_address)
-    except ValueError:
+        block = parse_block(text)
+    except AddressError:
         return text
+    return str(block.first), str(block.last)
 
 
 def _items(listing: Any) -> dict[str, dict[str, Any]]:
@@ -644,6 +651,7 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     strict_udp: bool = False
     kubectl_timeout: float = DEFAULT_KUBECTL_TIMEOUT
+    arp: bool = True
 
 
 def _kube_check(name: str, fetch: Callable[[], Any], judge: Callable[[Any], Check]) -> tuple[Check, Any]:
@@ -662,6 +670,113 @@ def _nodes(kubectl: Kubectl) -> Any:
         return error
 
 
+def node_addresses(nodes: Any) -> dict[str, list[IPAddress]]:
+    """Each node's InternalIP addresses, by node name."""
+    found: dict[str, list[IPAddress]] = {}
+    for node in (nodes.get("items") or []) if isinstance(nodes, dict) else []:
+        name = _get(node, "metadata", "name")
+        for entry in _get(node, "status", "addresses") or []:
+            if isinstance(entry, dict) and entry.get("type") == "InternalIP" and isinstance(name, str):
+                try:
+                    found.setdefault(name, []).append(ipaddress.ip_address(entry.get("address", "")))
+                except ValueError:
+                    continue
+    return found
+
+
+def judge_node_addresses(nodes: Any, pools: Sequence[PoolConfig]) -> Check:
+    """No node's InternalIP lies inside a pool: MetalLB 0.14.3 would hand it to a Service (0.15 refuses)."""
+    if nodes is None:
+        return Check("skip", "node-ips", "the nodes were not read (see speakers)")
+    if isinstance(nodes, KubectlError):
+        return Check("warn", "node-ips", f"cannot read the nodes, so cannot tell: {nodes}")
+    addresses = node_addresses(nodes)
+    problems = [
+        f"node {node}'s InternalIP {ip} lies inside pool {pool.name} "
+        f"({', '.join(block.text for block in pool.addresses)})"
+        for node, ips in sorted(addresses.items())
+        for ip in ips
+        for pool in pools
+        if pool.contains(ip)
+    ]
+    if problems:
+        return Check(
+            "FAIL",
+            "node-ips",
+            "; ".join(problems) + ": MetalLB 0.14.3 would hand it to a Service (0.15 refuses such a pool); "
+            "take it out of the pool",
+        )
+    count = sum(len(ips) for ips in addresses.values())
+    return Check("ok", "node-ips", f"{count} node address{'es' if count != 1 else ''}, none inside a pool")
+
+
+# At most this many pool addresses are probed: enough for the pools of a LAN, few enough to stay quick.
+ARP_TARGET_LIMIT = 1024
+
+
+def arp_targets(pools: Sequence[PoolConfig]) -> tuple[list[ipaddress.IPv4Address], bool]:
+    """The pools' IPv4 addresses, up to ARP_TARGET_LIMIT, and whether there were more."""
+    targets: list[ipaddress.IPv4Address] = []
+    for pool in pools:
+        for block in pool.addresses:
+            if isinstance(block.first, ipaddress.IPv4Address):
+                start = int(block.first)
+                for value in range(start, min(int(block.last), start + ARP_TARGET_LIMIT) + 1):
+                    targets.append(ipaddress.IPv4Address(value))
+    return targets[:ARP_TARGET_LIMIT], len(targets) > ARP_TARGET_LIMIT
+
+
+def judge_arp(
+    answers: dict[ipaddress.IPv4Address, set[str]] | Exception,
+    pool_addresses: Sequence[ipaddress.IPv4Address],
+    pinned: Sequence[IPAddress],
+    nodes: Mapping[str, Sequence[IPAddress]],
+) -> Check:
+    """Who answers ARP for the pool addresses: a node's MAC (a speaker announcing a Service's IP) is right;
+    any other MAC is a second device on that address, an address conflict."""
+    if isinstance(answers, arp_probe.NoInterfaceError):
+        return Check("skip", "arp", f"not probed from here: {answers}; run verify on the LAN to probe it")
+    if isinstance(answers, arp_probe.NoPrivilegeError):
+        return Check("skip", "arp", f"not probed: {answers}")
+    if isinstance(answers, Exception):
+        return Check("FAIL", "arp", f"could not probe: {answers}")
+    node_answers = [
+        answers[ip]
+        for ips in nodes.values()
+        for ip in ips
+        if isinstance(ip, ipaddress.IPv4Address) and ip in answers
+    ]
+    node_macs = {mac for macs in node_answers for mac in macs}
+    # Without a node's own answer its MAC is unknown, and so is whether another MAC is a conflict.
+    node_on_lan = bool(node_macs)
+    conflicts: list[str] = []
+    unknown: list[str] = []
+    for address in pool_addresses:
+        for mac in sorted(answers.get(address, set()) - node_macs):
+            (conflicts if node_on_lan else unknown).append(f"{address} answered by {mac}")
+    pinned_silent = [
+        str(ip) for ip in pinned if isinstance(ip, ipaddress.IPv4Address) and not answers.get(ip)
+    ]
+    if conflicts:
+        return Check(
+            "FAIL",
+            "arp",
+            "; ".join(conflicts) + ", which is no node's MAC: another device on the LAN has that address; "
+            "take it out of the pools or off that device",
+        )
+    if unknown:
+        return Check(
+            "warn",
+            "arp",
+            "; ".join(unknown) + "; no node answers on this network, so whose MACs these are cannot be told",
+        )
+    plural = "es" if len(pool_addresses) != 1 else ""
+    detail = f"{len(pool_addresses)} pool address{plural} probed, no device but a node answers"
+    if pinned_silent:
+        return Check("warn", "arp", f"{detail}; nobody answers for the pinned {', '.join(pinned_silent)}")
+    return Check("ok", "arp", detail)
+
+
 def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
     """Every check in order, each as soon as it is done."""
     kubectl = Kubectl(config.kube_context, config.kubeconfig, options.kubectl_timeout)
@@ -670,11 +785,13 @@ def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
         lambda: kubectl_get(kubectl, "deployments.v1.apps", METALLB_NAMESPACE, CONTROLLER),
         judge_controller,
     )[0]
-    yield _kube_check(
+    speakers_check, speakers_and_nodes = _kube_check(
         "speakers",
         lambda: (kubectl_get(kubectl, "daemonsets.v1.apps", METALLB_NAMESPACE, SPEAKER), _nodes(kubectl)),
         lambda found: judge_speakers(found[0], found[1], config.kube_context),
-    )[0]
+    )
+    yield speakers_check
+    nodes = speakers_and_nodes[1] if speakers_and_nodes else None
     yield _kube_check(
         "pools",
         lambda: kubectl_get(kubectl, POOL_RESOURCE, METALLB_NAMESPACE),
@@ -685,6 +802,42 @@ def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
         lambda: kubectl_get(kubectl, ADVERTISEMENT_RESOURCE, METALLB_NAMESPACE),
         lambda listing: judge_advertisements(listing, config.advertisements, config.pools),
     )[0]
+    yield judge_node_addresses(nodes, config.pools)
+    yield from _bootstrap_checks(config, options, kubectl)
+    yield (
+        _arp_check(config, nodes, options.timeout)
+        if options.arp
+        else Check("skip", "arp", "not probed (--no-arp)")
+    )
+
+
+def _arp_check(config: StackConfig, nodes: Any, wait: float) -> Check:
+    targets, more = arp_targets(config.pools)
+    if not targets:
+        return Check("skip", "arp", "the pools have no IPv4 address (ARP is IPv4's)")
+    node_ips = node_addresses(nodes)
+    pinned = [config.bootstrap.ip] if config.bootstrap and config.bootstrap.ip else []
+    probed = [
+        *targets,
+        *(ip for ips in node_ips.values() for ip in ips if isinstance(ip, ipaddress.IPv4Address)),
+    ]
+    answers: dict[ipaddress.IPv4Address, set[str]] | Exception
+    try:
+        answers = arp_probe.probe(probed, wait)
+    except (
+        OSError,
+        subprocess.SubprocessError,
+        arp_probe.NoPrivilegeError,
+        arp_probe.NoInterfaceError,
+    ) as error:
+        answers = error
+    check = judge_arp(answers, targets, pinned, node_ips)
+    if more and check.status != "skip":
+        return Check(check.status, "arp", f"{check.detail} (the first {ARP_TARGET_LIMIT} pool addresses)")
+    return check
+
+
+def _bootstrap_checks(config: StackConfig, options: Options, kubectl: Kubectl) -> Iterator[Check]:
     bootstrap = config.bootstrap
     if bootstrap is None:
         for name in ("service", "dns", "udp"):
@@ -780,6 +933,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--strict-udp", action="store_true", help="count a UDP probe that gets no reply as a failure"
     )
+    parser.add_argument(
+        "--no-arp", action="store_true", help="send no ARP requests: skip the probe for address conflicts"
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -789,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     print(f"verify stack {config.stack}: context {config.kube_context}")
-    options = Options(args.resolver, args.timeout, args.strict_udp, args.kubectl_timeout)
+    options = Options(args.resolver, args.timeout, args.strict_udp, args.kubectl_timeout, not args.no_arp)
     checks = []
     for check in iter_checks(config, options):
         print(check.line(), flush=True)

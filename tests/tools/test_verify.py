@@ -28,11 +28,12 @@ import pytest
 
 from kube_client import KubectlError
 from stack_config import load_stack_file_config
+from stack_config.addresses import parse_block
 from tests.netns import NetNamespace, network_namespace
 from tests.program import PROJECT_DIR
 from tests.standin_kubectl import calls, write_kubectl
 from tests.system_programs import require_tool
-from tools import verify
+from tools import arp_probe, verify
 from tools.verify import Check, DnsAnswer, DnsError, ProbeResult
 
 RECORDED = Path(__file__).resolve().parent / "recorded_api"
@@ -739,8 +740,10 @@ def lan_project(directory: Path, hostname: str, port: int) -> Path:
 def run_verify(
     kubectl_dir: Path, *args: str, namespace: NetNamespace | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """tools.verify with the stand-in kubectl; outside a namespace of the test's own it sends no ARP, so
+    nothing reaches the test machine's own network."""
     env = {**os.environ, "PATH": f"{kubectl_dir}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "tools.verify", *args]
+    command = [sys.executable, "-m", "tools.verify", *args, *([] if namespace else ["--no-arp"])]
     return subprocess.run(
         namespace.command(command) if namespace else command,
         cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -790,10 +793,13 @@ def test_healthy_stack(tmp_path, lan):
         "ok    speakers        metallb-system/metallb-speaker: 1/1 ready",
         "ok    pools           lan-pool (192.168.129.50-192.168.129.60)",
         "ok    advertisements  lan-advertisement (pools: lan-pool)",
+        "ok    node-ips        1 node address, none inside a pool",
         "ok    service         macula/macula-bootstrap: LoadBalancer, external IP 192.168.129.51",
         "ok    dns             bootstrap.macula.local → 192.168.129.51 (asked 127.0.0.1:53)",
         f"ok    udp             192.168.129.51:{udp_port}/udp: a 1200-byte reply: "
         "reachable, and something answers",
+        "skip  arp             not probed from here: no interface of this host is on the network of "
+        "192.168.129.50; run verify on the LAN to probe it",
         "ok    no check failed for stack lan",
     ]
     assert result.returncode == 0
@@ -818,14 +824,16 @@ def test_broken_stack_names_every_failing_check(tmp_path, lan):
     )  # fmt: skip
     lines = result.stdout.splitlines()
     assert lines[0] == "verify stack lan: context kind-macula-dev"
-    assert [line[:22] for line in lines[1:8]] == [
+    assert [line[:22] for line in lines[1:10]] == [
         "FAIL  controller      ",
         "FAIL  speakers        ",
         "FAIL  pools           ",
         "FAIL  advertisements  ",
+        "ok    node-ips        ",
         "FAIL  service         ",
         "FAIL  dns             ",
         "FAIL  udp             ",
+        "skip  arp             ",
     ]
     assert lines[1].endswith("0/1 ready; not every replica is ready")
     assert lines[2] == (
@@ -836,14 +844,14 @@ def test_broken_stack_names_every_failing_check(tmp_path, lan):
     )
     assert lines[3].endswith("IPAddressPool lan-pool is missing (none present)")
     assert lines[4].endswith("L2Advertisement lan-advertisement is missing (none present)")
-    assert "external IP <pending>; no external IP yet (pending)" in lines[5]
-    assert "override.macula.local → 127.0.0.2, expected 192.168.129.51 (asked 127.0.0.1:53)" in lines[6]
-    assert f"192.168.129.51:{closed_port}/udp: ICMP port unreachable" in lines[7]
-    assert lines[8] == (
-        "FAIL  7 of 7 checks failed for stack lan: "
+    assert "external IP <pending>; no external IP yet (pending)" in lines[6]
+    assert "override.macula.local → 127.0.0.2, expected 192.168.129.51 (asked 127.0.0.1:53)" in lines[7]
+    assert f"192.168.129.51:{closed_port}/udp: ICMP port unreachable" in lines[8]
+    assert lines[10] == (
+        "FAIL  7 of 9 checks failed for stack lan: "
         "controller, speakers, pools, advertisements, service, dns, udp"
     )
-    assert len(lines) == 9
+    assert len(lines) == 11
     assert result.returncode == 1
 
 
@@ -863,9 +871,11 @@ def test_stack_without_bootstrap_skips_the_bootstrap_checks(tmp_path):
         "ok    speakers        metallb-system/metallb-speaker: 1/1 ready",
         "ok    pools           lan-pool (192.168.129.70-192.168.129.80)",
         "ok    advertisements  lan-advertisement (pools: lan-pool)",
+        "ok    node-ips        1 node address, none inside a pool",
         "skip  service         bootstrap is not configured for this stack",
         "skip  dns             bootstrap is not configured for this stack",
         "skip  udp             bootstrap is not configured for this stack",
+        "skip  arp             not probed (--no-arp)",
         "ok    no check failed for stack beam00",
     ]
     assert result.returncode == 0
@@ -887,7 +897,11 @@ def test_nodes_that_cannot_be_read_leave_the_speakers_check_a_warning(tmp_path):
         "warn  speakers        metallb-system/metallb-speaker: 1/1 ready; nodes not read (standin kubectl: "
         "nothing recorded for nodes), so whether any speaker may announce is unchecked"
     )
-    assert lines[-1] == "ok    no check failed for stack beam00 (1 warning: speakers)"
+    assert lines[5] == (
+        "warn  node-ips        cannot read the nodes, so cannot tell: standin kubectl: nothing recorded for "
+        "nodes"
+    )
+    assert lines[-1] == "ok    no check failed for stack beam00 (2 warnings: speakers, node-ips)"
     assert result.returncode == 0
 
 
@@ -907,7 +921,7 @@ def test_unreachable_cluster_fails_every_kubernetes_check(tmp_path):
     ]
     assert (
         lines[-1]
-        == "FAIL  4 of 7 checks failed for stack beam00: controller, speakers, pools, advertisements"
+        == "FAIL  4 of 9 checks failed for stack beam00: controller, speakers, pools, advertisements"
     )
     assert result.returncode == 1
 
@@ -919,3 +933,63 @@ def test_unknown_stack(tmp_path):
     assert result.stderr.startswith(
         "no stack 'beam99': there is no Pulumi.beam99.yaml (stacks: beam00, beam01, "
     )
+
+
+# --- the LAN: node addresses and ARP ---------------------------------------------------------------------
+
+
+def test_a_node_address_inside_a_pool_fails():
+    nodes = recorded("nodes.json")  # macula-dev-control-plane at 172.18.0.2
+    inside = dataclasses.replace(KIND_DEV.pools[0], addresses=(parse_block("172.18.0.0/28"),))
+    check = verify.judge_node_addresses(nodes, [inside])
+    assert check.status == "FAIL"
+    assert check.detail.startswith(
+        "node macula-dev-control-plane's InternalIP 172.18.0.2 lies inside pool lan-pool (172.18.0.0/28): "
+        "MetalLB 0.14.3 would hand it to a Service"
+    )
+    assert verify.judge_node_addresses(nodes, KIND_DEV.pools) == Check(
+        "ok", "node-ips", "1 node address, none inside a pool"
+    )
+    assert verify.judge_node_addresses(None, KIND_DEV.pools).status == "skip"
+
+
+NODE = ipaddress.IPv4Address("192.168.129.20")
+NODE_MAC = "02:00:00:00:00:20"
+POOL = [ipaddress.IPv4Address(f"192.168.129.{n}") for n in range(50, 53)]
+PINNED_V4 = ipaddress.IPv4Address("192.168.129.51")
+
+
+def arp(**answers: set[str]) -> dict[ipaddress.IPv4Address, set[str]]:
+    found: dict[ipaddress.IPv4Address, set[str]] = {address: set() for address in [NODE, *POOL]}
+    found.update({ipaddress.IPv4Address(k.replace("_", ".")): v for k, v in answers.items()})
+    return found
+
+
+def test_arp_answers_from_a_node_are_right_and_any_other_mac_is_a_conflict():
+    nodes = {"node-1": [NODE]}
+    announced = arp(**{"192_168_129_20": {NODE_MAC}, "192_168_129_51": {NODE_MAC}})
+    assert verify.judge_arp(announced, POOL, [PINNED_V4], nodes) == Check(
+        "ok", "arp", "3 pool addresses probed, no device but a node answers"
+    )
+    conflict = arp(**{"192_168_129_20": {NODE_MAC}, "192_168_129_52": {"02:00:00:00:00:99"}})
+    check = verify.judge_arp(conflict, POOL, [], nodes)
+    assert check.status == "FAIL"
+    assert check.detail.startswith("192.168.129.52 answered by 02:00:00:00:00:99, which is no node's MAC")
+    silent = arp(**{"192_168_129_20": {NODE_MAC}})
+    assert verify.judge_arp(silent, POOL, [PINNED_V4], nodes).detail.endswith(
+        "nobody answers for the pinned 192.168.129.51"
+    )
+    # No node answers on this network: a MAC cannot be told a node's or not.
+    off_lan = verify.judge_arp(arp(**{"192_168_129_51": {NODE_MAC}}), POOL, [], {"node-1": [NODE]})
+    assert off_lan.status == "warn"
+
+
+def test_arp_that_cannot_be_sent_is_a_skip_that_says_why():
+    denied = arp_probe.NoPrivilegeError(
+        "sending ARP needs CAP_NET_RAW (run as root, or grant the capability)"
+    )
+    assert verify.judge_arp(denied, POOL, [], {}) == Check(
+        "skip", "arp", "not probed: sending ARP needs CAP_NET_RAW (run as root, or grant the capability)"
+    )
+    elsewhere = arp_probe.NoInterfaceError("no interface of this host is on the network of 192.168.129.50")
+    assert verify.judge_arp(elsewhere, POOL, [], {}).status == "skip"
