@@ -1,6 +1,7 @@
 """One cluster's MetalLB, LAN address pools and bootstrap Service, from the running stack's config."""
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,6 +17,12 @@ from takeover_plan import announce, refuse_if_needed, survey_and_plan
 
 config = load_stack_config(Path(__file__).resolve().parent)
 
+
+def kept_secret(key: str, value: Any) -> Any:
+    """`value`, as a secret when it comes from a config key set with --secret."""
+    return pulumi.Output.secret(value) if key in config.secret_keys else value
+
+
 # What the cluster runs already, found out before anything is declared: a MetalLB this stack does not
 # manage is refused, or with adoptExisting taken over (see takeover_plan and the README).
 intent, takeover = survey_and_plan(config, pulumi.get_project())
@@ -26,8 +33,8 @@ refuse_if_needed(intent, takeover)
 # never acts on whatever cluster the ambient kubeconfig happens to select.
 cluster = k8s.Provider(
     "cluster",
-    context=config.kube_context,
-    kubeconfig=config.kubeconfig,
+    context=kept_secret("kubeContext", config.kube_context),
+    kubeconfig=kept_secret("kubeconfig", config.kubeconfig),
     # A takeover creates objects that exist: upsert makes such a create a server-side apply, and patch
     # force lets that apply take the fields the runbook's kubectl or Helm own (the webhook's Service
     # name, say). Both stay on while the stack opts in (turning them off later would be a change of its
@@ -58,6 +65,7 @@ address_pools = L2AddressPools(
         advertisements=config.advertisements,
         webhook_ready=metallb.webhook_gate,
         stack_mark=intent.mark,
+        secret="pools" in config.secret_keys,
     ),
     opts=on_cluster,
 )
@@ -76,12 +84,16 @@ arp_readiness = ArpReadiness(
 if config.bootstrap is not None:
     bootstrap = BootstrapService(
         "bootstrap",
-        BootstrapServiceArgs(bootstrap=config.bootstrap, wait_for=[address_pools, arp_readiness]),
+        BootstrapServiceArgs(
+            bootstrap=config.bootstrap,
+            wait_for=[address_pools, arp_readiness],
+            secret="bootstrap" in config.secret_keys,
+        ),
         opts=on_cluster,
     )
     pulumi.export("externalIp", bootstrap.external_ip)
     pulumi.export("endpoint", bootstrap.endpoint)
-    pulumi.export("hostname", config.bootstrap.hostname)
+    pulumi.export("hostname", kept_secret("bootstrap", config.bootstrap.hostname))
 
 if config.dns_fix is not None:
     DnsOverrideRemoval(
@@ -89,5 +101,5 @@ if config.dns_fix is not None:
         DnsOverrideRemovalArgs(dns_fix=config.dns_fix),
     )
 
-pulumi.export("kubeContext", config.kube_context)
+pulumi.export("kubeContext", kept_secret("kubeContext", config.kube_context))
 pulumi.export("pools", address_pools.addresses)

@@ -25,6 +25,8 @@ class L2AddressPoolsArgs:
     webhook_ready: pulumi.Resource
     # The stack's mark (metallb_survey.MARK_STACK) on every pool and advertisement.
     stack_mark: str
+    # `pools` was set with --secret: the addresses stay secret in the state and the outputs.
+    secret: bool = False
 
 
 def pool_spec(pool: PoolConfig) -> dict[str, Any]:
@@ -51,7 +53,7 @@ class L2AddressPools(pulumi.ComponentResource):
     pools: dict[str, k8s.apiextensions.CustomResource]
     advertisements: dict[str, k8s.apiextensions.CustomResource]
     # Each pool's address ranges as written in the stack file, for the stack's outputs.
-    addresses: dict[str, list[str]]
+    addresses: pulumi.Output[dict[str, list[str]]]
 
     def __init__(
         self, name: str, args: L2AddressPoolsArgs, opts: pulumi.ResourceOptions | None = None
@@ -72,7 +74,7 @@ class L2AddressPools(pulumi.ComponentResource):
                     namespace=args.namespace,
                     annotations=mark("IPAddressPool", resource_names.pool(name, pool.name)),
                 ),
-                spec=pool_spec(pool),
+                spec=pulumi.Output.secret(pool_spec(pool)) if args.secret else pool_spec(pool),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.webhook_ready]),
             )
             for pool in args.pools
@@ -100,5 +102,8 @@ class L2AddressPools(pulumi.ComponentResource):
             )
             for advertisement in args.advertisements
         }
-        self.addresses = {pool.name: [block.text for block in pool.addresses] for pool in args.pools}
+        addresses = {pool.name: [block.text for block in pool.addresses] for pool in args.pools}
+        self.addresses = (
+            pulumi.Output.secret(addresses) if args.secret else pulumi.Output.from_input(addresses)
+        )
         self.register_outputs({"addresses": self.addresses, "advertisements": sorted(self.advertisements)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,6 +20,8 @@ class BootstrapServiceArgs:
     bootstrap: BootstrapConfig
     # The pools and advertisements: the Service only turns LoadBalancer once MetalLB can serve it.
     wait_for: Sequence[pulumi.Resource]
+    # `bootstrap` was set with --secret: its values stay secret in the state and the outputs.
+    secret: bool = False
 
 
 def service_annotations(bootstrap: BootstrapConfig) -> dict[str, str]:
@@ -47,6 +50,10 @@ def first_ingress_ip(status: k8s.core.v1.outputs.ServiceStatusPatch | None) -> s
     return next((entry.ip for entry in ingress if entry.ip), None)
 
 
+def _kept_secret(value: Any, secret: bool) -> Any:
+    return pulumi.Output.secret(value) if secret else value
+
+
 class BootstrapService(pulumi.ComponentResource):
     """`type: LoadBalancer` and MetalLB's annotations on the bootstrap Service, handed back on destroy."""
 
@@ -63,15 +70,15 @@ class BootstrapService(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                 name=bootstrap.service,
                 namespace=bootstrap.namespace,
-                annotations=service_annotations(bootstrap),
+                annotations=_kept_secret(service_annotations(bootstrap), args.secret),
             ),
             spec=k8s.core.v1.ServiceSpecPatchArgs(type="LoadBalancer"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
         if bootstrap.ip is not None:
-            self.external_ip = pulumi.Output.from_input(str(bootstrap.ip))
+            self.external_ip = _kept_secret(pulumi.Output.from_input(str(bootstrap.ip)), args.secret)
         else:
-            self.external_ip = patch.status.apply(first_ingress_ip)
+            self.external_ip = _kept_secret(patch.status.apply(first_ingress_ip), args.secret)
         self.endpoint = self.external_ip.apply(
             lambda ip: f"{ip}:{bootstrap.port}/udp" if ip is not None else None
         )

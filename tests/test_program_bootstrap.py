@@ -172,3 +172,22 @@ def test_private_key_and_host_key_reach_the_connection_as_secrets():
 def test_stacks_without_dns_fix_run_nothing_remote():
     run = run_program("beam01")
     assert run.of_type(REMOTE_COMMAND) == []
+
+
+def test_values_set_with_secret_stay_secret_in_inputs_and_outputs():
+    secret = [f"{PROJECT}:bootstrap", f"{PROJECT}:pools", f"{PROJECT}:kubeContext"]
+    run = run_program("kind-dev", stack_file_config("kind-dev"), secret_keys=secret)
+
+    for name in ("externalIp", "endpoint", "hostname", "kubeContext", "pools"):
+        _, is_secret = unwrap_secret(run.outputs[name])
+        assert is_secret, f"output {name} came out in plaintext"
+    assert unwrap_secret(run.outputs["externalIp"])[0] == "192.168.129.51"
+    patch = run.one("kubernetes:core/v1:ServicePatch")
+    assert unwrap_secret(patch.inputs["metadata"])[1], "the pinned IP annotation and the hostname"
+    [pool] = run.of_type("kubernetes:metallb.io/v1beta1:IPAddressPool")
+    assert unwrap_secret(pool.inputs["spec"])[1]
+    [provider] = run.of_type("pulumi:providers:kubernetes")
+    assert unwrap_secret(provider.inputs["context"])[1]
+    # Without --secret they are plain values, as before.
+    plain = run_program("kind-dev")
+    assert plain.outputs["externalIp"] == "192.168.129.51"
