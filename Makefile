@@ -28,6 +28,7 @@ test: lint
 
 bench: setup
 	$(BIN)/python -m bench.program_bench
+	$(BIN)/python -m bench.fleet_bench
 
 preview: setup
 	pulumi preview --stack $(STACK)

@@ -9,6 +9,7 @@ file, so a problem in any of those files is one ConfigError that names the file.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,22 @@ def _decode(key: str, value: Any) -> Any:
         return value
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The `config` mapping of Pulumi.yaml or a stack file; ConfigError naming the file when it is not one."""
+# libyaml's parser where PyYAML has it: the cross-stack read parses every stack file on every run.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(path: Path) -> Any:
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_LOADER)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path.name} is not valid YAML: {error}") from None
     except OSError as error:
         raise ConfigError(f"cannot read {path.name}: {error.strerror}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The `config` mapping of Pulumi.yaml or a stack file; ConfigError naming the file when it is not one."""
+    document = _load_yaml(path)
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -61,13 +70,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def project_namespace(project_dir: Path) -> str:
-    document = yaml.safe_load((project_dir / PLAN_FILE).read_text())
+    document = _load_yaml(project_dir / PLAN_FILE)
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str):
+        raise ConfigError(f"{PLAN_FILE} has no project name")
     return str(document["name"])
 
 
-def read_lan_plan(project_dir: Path, namespace: str) -> LanPlan:
+def _lan_plan(config: dict[str, Any], namespace: str) -> LanPlan:
     """Pulumi.yaml's project-level `lan` value (`value:` under the key, as Pulumi's project schema wants)."""
-    config = read_config_file(project_dir / PLAN_FILE)
     declaration = config.get(f"{namespace}:{PLAN_KEY}", config.get(PLAN_KEY))
     if not isinstance(declaration, dict) or "value" not in declaration:
         raise ConfigError(
@@ -77,32 +87,72 @@ def read_lan_plan(project_dir: Path, namespace: str) -> LanPlan:
     return parse_lan_plan(declaration["value"], namespace)
 
 
-def _stack_values(project_dir: Path, namespace: str, stack: str) -> dict[str, Any]:
+def _stack_values(config: dict[str, Any], namespace: str) -> dict[str, Any]:
     """A stack file's values under the namespace, keyed without it, decoded; secure values left out."""
     prefix = f"{namespace}:"
     return {
         key[len(prefix) :]: _decode(key[len(prefix) :], value)
-        for key, value in read_config_file(project_dir / f"Pulumi.{stack}.yaml").items()
+        for key, value in config.items()
         if key.startswith(prefix) and not (isinstance(value, dict) and set(value) == {"secure"})
     }
 
 
+@dataclass
+class Project:
+    """Pulumi.yaml and every stack file, each read once."""
+
+    namespace: str
+    plan: LanPlan
+    # Each stack's values, by stack name.
+    stacks: dict[str, dict[str, Any]]
+    _pools: dict[str, tuple[PoolConfig, ...]] = field(default_factory=dict)
+
+    def pools(self, stack: str) -> tuple[PoolConfig, ...]:
+        """A stack's pools, read once; ConfigError naming its file when invalid."""
+        if stack not in self._pools:
+            self._pools[stack] = parse_other_stack_pools(
+                self.namespace, stack, self.stacks[stack].get("pools")
+            )
+        return self._pools[stack]
+
+    def fleet(self, stack: str) -> Fleet:
+        """The stack's LAN plan and every other stack's pools. A stack whose cluster is on another network
+        (the e2e KinD cluster on docker's) sets its own `lan` in its stack file, as Pulumi lets a stack
+        override project config; every other stack uses Pulumi.yaml's."""
+        own = self.stacks.get(stack, {}).get(PLAN_KEY)
+        plan = self.plan if own is None else parse_lan_plan(own, self.namespace, f"Pulumi.{stack}.yaml")
+        others = {
+            other: self.pools(other)
+            for other, values in self.stacks.items()
+            if other != stack and "pools" in values
+        }
+        return Fleet(plan, others)
+
+    def stack_config(self, stack: str) -> StackConfig:
+        """A stack's configuration from its file. Encrypted values are left out: they need the passphrase,
+        and no tool outside the program needs them."""
+        if stack not in self.stacks:
+            raise ConfigError(
+                f"no stack {stack!r}: there is no Pulumi.{stack}.yaml "
+                f"(stacks: {', '.join(self.stacks) or 'none'})"
+            )
+        values = {key: value for key, value in self.stacks[stack].items() if key != PLAN_KEY}
+        return parse_stack_config(stack, self.namespace, values, self.fleet(stack))
+
+
+def read_project(project_dir: Path) -> Project:
+    namespace = project_namespace(project_dir)
+    plan = _lan_plan(read_config_file(project_dir / PLAN_FILE), namespace)
+    stacks = {
+        stack: _stack_values(read_config_file(project_dir / f"Pulumi.{stack}.yaml"), namespace)
+        for stack in stack_names(project_dir)
+    }
+    return Project(namespace, plan, stacks)
+
+
 def read_fleet(project_dir: Path, namespace: str, current_stack: str) -> Fleet:
-    """The current stack's LAN plan and every other stack's pools. A stack whose cluster is on another
-    network (the e2e KinD cluster on docker's) sets its own `lan` in its stack file, as Pulumi lets a stack
-    override project config; every other stack uses Pulumi.yaml's. A file whose plan or pools are invalid is
-    a ConfigError naming it."""
-    plan = read_lan_plan(project_dir, namespace)
-    others: dict[str, tuple[PoolConfig, ...]] = {}
-    for stack in stack_names(project_dir):
-        values = _stack_values(project_dir, namespace, stack)
-        if stack == current_stack:
-            if PLAN_KEY in values:
-                plan = parse_lan_plan(values[PLAN_KEY], namespace, f"Pulumi.{stack}.yaml")
-            continue
-        if "pools" in values:
-            others[stack] = parse_other_stack_pools(namespace, stack, values["pools"])
-    return Fleet(plan, others)
+    """The current stack's LAN plan and every other stack's pools (Project.fleet)."""
+    return read_project(project_dir).fleet(current_stack)
 
 
 def current_stack_values(namespace: str) -> tuple[dict[str, Any], frozenset[str]]:
@@ -122,20 +172,9 @@ def current_stack_values(namespace: str) -> tuple[dict[str, Any], frozenset[str]
 
 
 def load_stack_file_config(project_dir: Path, stack: str) -> StackConfig:
-    """A stack's configuration read from its file, outside a Pulumi run (tools, not the program).
-
-    Encrypted values are left out: they need the passphrase, and no tool outside the program needs them.
-    A stack without a file is a ConfigError that lists the stacks there are.
-    """
-    known = stack_names(project_dir)
-    if stack not in known:
-        raise ConfigError(
-            f"no stack {stack!r}: there is no Pulumi.{stack}.yaml (stacks: {', '.join(known) or 'none'})"
-        )
-    namespace = project_namespace(project_dir)
-    fleet = read_fleet(project_dir, namespace, stack)
-    values = {k: v for k, v in _stack_values(project_dir, namespace, stack).items() if k != PLAN_KEY}
-    return parse_stack_config(stack, namespace, values, fleet)
+    """A stack's configuration read from its file, outside a Pulumi run (tools, not the program). A stack
+    without a file is a ConfigError that lists the stacks there are."""
+    return read_project(project_dir).stack_config(stack)
 
 
 def load_stack_config(project_dir: Path) -> StackConfig:
@@ -143,4 +182,4 @@ def load_stack_config(project_dir: Path) -> StackConfig:
     namespace = pulumi.get_project()
     stack = pulumi.get_stack()
     values, secret = current_stack_values(namespace)
-    return parse_stack_config(stack, namespace, values, read_fleet(project_dir, namespace, stack), secret)
+    return parse_stack_config(stack, namespace, values, read_project(project_dir).fleet(stack), secret)

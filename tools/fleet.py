@@ -29,9 +29,8 @@ from typing import Any
 
 import yaml
 
-from project_files import stack_names
-from stack_config import AddressBlock, ConfigError, LanPlan, StackConfig, load_stack_file_config, read_fleet
-from stack_config.files import project_namespace
+from stack_config import AddressBlock, ConfigError, LanPlan, StackConfig, load_stack_file_config
+from stack_config.files import Project, read_project
 from stack_config.fleet import AllocationError, allocate, free_ranges
 from stack_config.parsing import parse_stack_config
 
@@ -53,14 +52,9 @@ class FleetView:
         return {config.stack: config.pools for config, own in self.stacks if own == plan}
 
 
-def read_view(project_dir: Path) -> FleetView:
-    namespace = project_namespace(project_dir)
-    plan = read_fleet(project_dir, namespace, current_stack="").plan
-    stacks = tuple(
-        (load_stack_file_config(project_dir, stack), read_fleet(project_dir, namespace, stack).plan)
-        for stack in stack_names(project_dir)
-    )
-    return FleetView(plan, stacks)
+def read_view(project: Project) -> FleetView:
+    stacks = tuple((project.stack_config(stack), project.fleet(stack).plan) for stack in project.stacks)
+    return FleetView(project.plan, stacks)
 
 
 def _block_json(block: AddressBlock) -> dict[str, Any]:
@@ -148,15 +142,15 @@ def add_cluster(project_dir: Path, name: str, context: str, size: int) -> tuple[
     path = project_dir / f"Pulumi.{name}.yaml"
     if path.exists():
         return 1, f"stack {name} exists already ({path.name}); nothing written"
-    namespace = project_namespace(project_dir)
-    view = read_view(project_dir)
+    project = read_project(project_dir)
+    view = read_view(project)
     try:
         block = allocate(view.plan, view.pools_on(view.plan), size)
     except AllocationError as error:
         return 1, f"{error}; nothing written"
-    text = stack_file_text(name, context, size, block, namespace)
+    text = stack_file_text(name, context, size, block, project.namespace)
     values = {key.split(":", 1)[1]: value for key, value in yaml.safe_load(text)["config"].items()}
-    parse_stack_config(name, namespace, values, read_fleet(project_dir, namespace, name))
+    parse_stack_config(name, project.namespace, values, project.fleet(name))
     with path.open("x") as stack_file:
         stack_file.write(text)
     try:
@@ -204,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "plan":
-            data = plan_data(read_view(args.project_dir))
+            data = plan_data(read_view(read_project(args.project_dir)))
             print(json.dumps(data, indent=2) if args.json else "\n".join(plan_lines(data)))
             return 0
         status, message = add_cluster(args.project_dir, args.name, args.context, args.size)
