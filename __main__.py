@@ -1,7 +1,6 @@
 """One cluster's MetalLB, LAN address pools and bootstrap Service, from the running stack's config."""
 
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,15 +11,13 @@ from components.arp_readiness import ArpReadiness, ArpReadinessArgs
 from components.bootstrap_service import BootstrapService, BootstrapServiceArgs
 from components.dns_override import DnsOverrideRemoval, DnsOverrideRemovalArgs
 from components.metallb import MetalLB, MetalLBArgs
+from secret_inputs import kept_secret
 from stack_config import load_stack_config
 from takeover_plan import announce, refuse_if_needed, survey_and_plan
 
 config = load_stack_config(Path(__file__).resolve().parent)
-
-
-def kept_secret(key: str, value: Any) -> Any:
-    """`value`, as a secret when it comes from a config key set with --secret."""
-    return pulumi.Output.secret(value) if key in config.secret_keys else value
+# Keys set with --secret: whatever is made of them stays secret (secret_inputs).
+secret = config.secret_keys
 
 
 # What the cluster runs already, found out before anything is declared: a MetalLB this stack does not
@@ -33,8 +30,8 @@ refuse_if_needed(intent, takeover)
 # never acts on whatever cluster the ambient kubeconfig happens to select.
 cluster = k8s.Provider(
     "cluster",
-    context=kept_secret("kubeContext", config.kube_context),
-    kubeconfig=kept_secret("kubeconfig", config.kubeconfig),
+    context=kept_secret(config.kube_context, "kubeContext" in secret),
+    kubeconfig=kept_secret(config.kubeconfig, "kubeconfig" in secret),
     # A takeover creates objects that exist: upsert makes such a create a server-side apply, and patch
     # force lets that apply take the fields the runbook's kubectl or Helm own (the webhook's Service
     # name, say). Both stay on while the stack opts in (turning them off later would be a change of its
@@ -53,6 +50,7 @@ metallb = MetalLB(
         kubeconfig=config.kubeconfig,
         stack_mark=intent.mark,
         adopt_existing=config.adopt_existing,
+        secret=bool({"kubeContext", "kubeconfig"} & secret),
     ),
     opts=on_cluster,
 )
@@ -65,7 +63,7 @@ address_pools = L2AddressPools(
         advertisements=config.advertisements,
         webhook_ready=metallb.webhook_gate,
         stack_mark=intent.mark,
-        secret="pools" in config.secret_keys,
+        secret="pools" in secret,
     ),
     opts=on_cluster,
 )
@@ -78,6 +76,7 @@ arp_readiness = ArpReadiness(
         clear_lb_exclusion=config.clear_lb_exclusion,
         strict_arp=config.strict_arp,
         cluster_identity=metallb.cluster_identity,
+        secret=bool({"kubeContext", "kubeconfig", "clearLoadBalancerExclusion"} & secret),
     ),
 )
 
@@ -87,19 +86,19 @@ if config.bootstrap is not None:
         BootstrapServiceArgs(
             bootstrap=config.bootstrap,
             wait_for=[address_pools, arp_readiness],
-            secret="bootstrap" in config.secret_keys,
+            secret="bootstrap" in secret,
         ),
         opts=on_cluster,
     )
     pulumi.export("externalIp", bootstrap.external_ip)
     pulumi.export("endpoint", bootstrap.endpoint)
-    pulumi.export("hostname", kept_secret("bootstrap", config.bootstrap.hostname))
+    pulumi.export("hostname", kept_secret(config.bootstrap.hostname, "bootstrap" in secret))
 
 if config.dns_fix is not None:
     DnsOverrideRemoval(
         "dns-override",
-        DnsOverrideRemovalArgs(dns_fix=config.dns_fix),
+        DnsOverrideRemovalArgs(dns_fix=config.dns_fix, secret="dnsFix" in secret),
     )
 
-pulumi.export("kubeContext", kept_secret("kubeContext", config.kube_context))
+pulumi.export("kubeContext", kept_secret(config.kube_context, "kubeContext" in secret))
 pulumi.export("pools", address_pools.addresses)

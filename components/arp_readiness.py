@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from secret_inputs import kept_secret
 from shell_scripts import kubectl_target, script_command
 
 
@@ -21,6 +22,8 @@ class ArpReadinessArgs:
     strict_arp: bool
     # Changes when the cluster is rebuilt, so the commands run again on the new cluster.
     cluster_identity: pulumi.Input[str]
+    # The context, kubeconfig or node names were set with --secret: the command text is kept secret.
+    secret: bool = False
 
 
 def exclusion_commands(args: ArpReadinessArgs, node: str) -> tuple[str, str]:
@@ -49,8 +52,8 @@ class ArpReadiness(pulumi.ComponentResource):
             self.commands.append(
                 command.local.Command(
                     f"{name}-include-{node}",
-                    create=create,
-                    delete=delete,
+                    create=kept_secret(create, args.secret),
+                    delete=kept_secret(delete, args.secret),
                     triggers=[args.cluster_identity],
                     # On a rebuilt cluster the old record's restore must run before the new removal,
                     # not after it, or it would put the label back for good.
@@ -62,7 +65,7 @@ class ArpReadiness(pulumi.ComponentResource):
             self.commands.append(
                 command.local.Command(
                     f"{name}-strict-arp",
-                    create=strict_arp_command(args),
+                    create=kept_secret(strict_arp_command(args), args.secret),
                     triggers=[args.cluster_identity],
                     opts=pulumi.ResourceOptions(parent=self),
                 )

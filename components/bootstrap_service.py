@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from secret_inputs import kept_secret
 from stack_config import BootstrapConfig
 
 # Field manager named after the project, so `kubectl get svc --show-managed-fields` says who owns what.
@@ -50,10 +50,6 @@ def first_ingress_ip(status: k8s.core.v1.outputs.ServiceStatusPatch | None) -> s
     return next((entry.ip for entry in ingress if entry.ip), None)
 
 
-def _kept_secret(value: Any, secret: bool) -> Any:
-    return pulumi.Output.secret(value) if secret else value
-
-
 class BootstrapService(pulumi.ComponentResource):
     """`type: LoadBalancer` and MetalLB's annotations on the bootstrap Service, handed back on destroy."""
 
@@ -70,15 +66,15 @@ class BootstrapService(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                 name=bootstrap.service,
                 namespace=bootstrap.namespace,
-                annotations=_kept_secret(service_annotations(bootstrap), args.secret),
+                annotations=kept_secret(service_annotations(bootstrap), args.secret),
             ),
             spec=k8s.core.v1.ServiceSpecPatchArgs(type="LoadBalancer"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
         if bootstrap.ip is not None:
-            self.external_ip = _kept_secret(pulumi.Output.from_input(str(bootstrap.ip)), args.secret)
+            self.external_ip = kept_secret(pulumi.Output.from_input(str(bootstrap.ip)), args.secret)
         else:
-            self.external_ip = _kept_secret(patch.status.apply(first_ingress_ip), args.secret)
+            self.external_ip = kept_secret(patch.status.apply(first_ingress_ip), args.secret)
         self.endpoint = self.external_ip.apply(
             lambda ip: f"{ip}:{bootstrap.port}/udp" if ip is not None else None
         )

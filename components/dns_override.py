@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from secret_inputs import kept_secret
 from shell_scripts import script_command
 from stack_config import DnsFixConfig
 
@@ -14,6 +15,8 @@ from stack_config import DnsFixConfig
 @dataclass(frozen=True)
 class DnsOverrideRemovalArgs:
     dns_fix: DnsFixConfig
+    # dnsFix was set with --secret: the command text is kept secret (the connection always is).
+    secret: bool = False
 
 
 def dns_fix_command(hostname: str, restart_command: str | None = None, pid_file: str | None = None) -> str:
@@ -54,8 +57,9 @@ class DnsOverrideRemoval(pulumi.ComponentResource):
         self.dns_fix = command.remote.Command(
             f"{name}-dnsmasq",
             connection=connection,
-            create=dns_fix_command(
-                args.dns_fix.hostname, args.dns_fix.restart_command, args.dns_fix.pid_file
+            create=kept_secret(
+                dns_fix_command(args.dns_fix.hostname, args.dns_fix.restart_command, args.dns_fix.pid_file),
+                args.secret,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -64,7 +68,7 @@ class DnsOverrideRemoval(pulumi.ComponentResource):
             self.firewall = command.remote.Command(
                 f"{name}-firewall",
                 connection=connection,
-                create=firewall_command(args.dns_fix.firewall_port),
+                create=kept_secret(firewall_command(args.dns_fix.firewall_port), args.secret),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs(

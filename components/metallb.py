@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 import resource_names
 from metallb_survey import NAMESPACE
 from resource_names import marks
+from secret_inputs import kept_secret
 from shell_scripts import kubectl_target, script_command
 from stack_config import ChartConfig
 
@@ -44,6 +45,8 @@ class MetalLBArgs:
     # come up, and drop Helm's release records once the chart owns the objects.
     adopt_existing: bool = False
     namespace: str = NAMESPACE
+    # The context or kubeconfig was set with --secret: the commands' text is kept secret.
+    secret: bool = False
 
 
 def chart_values(chart: ChartConfig) -> dict[str, Any]:
@@ -163,7 +166,7 @@ class MetalLB(pulumi.ComponentResource):
         handover = (
             command.local.Command(
                 resource_names.runbook_handover(name),
-                create=takeover_command(args, "handover"),
+                create=kept_secret(takeover_command(args, "handover"), args.secret),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
             if args.adopt_existing
@@ -174,7 +177,7 @@ class MetalLB(pulumi.ComponentResource):
         webhook_entry = (
             command.local.Command(
                 resource_names.runbook_webhook_entry(name),
-                create=takeover_command(args, "webhook-entry"),
+                create=kept_secret(takeover_command(args, "webhook-entry"), args.secret),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             if args.adopt_existing
@@ -194,8 +197,9 @@ class MetalLB(pulumi.ComponentResource):
         forget_release = (
             command.local.Command(
                 resource_names.helm_release_record(name),
-                create=takeover_command(
-                    args, "forget-helm-release", "--release", resource_names.RELEASE_NAME
+                create=kept_secret(
+                    takeover_command(args, "forget-helm-release", "--release", resource_names.RELEASE_NAME),
+                    args.secret,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]),
             )
@@ -204,7 +208,7 @@ class MetalLB(pulumi.ComponentResource):
         )
         self.webhook_gate = command.local.Command(
             f"{name}-webhook-gate",
-            create=webhook_gate_command(args),
+            create=kept_secret(webhook_gate_command(args), args.secret),
             # Probe again whenever the release changes (an upgrade restarts the controller) or the
             # cluster is rebuilt, never on a plain `up`.
             triggers=[

@@ -175,7 +175,7 @@ def test_stacks_without_dns_fix_run_nothing_remote():
 
 
 def test_values_set_with_secret_stay_secret_in_inputs_and_outputs():
-    secret = [f"{PROJECT}:bootstrap", f"{PROJECT}:pools", f"{PROJECT}:kubeContext"]
+    secret = [f"{PROJECT}:{key}" for key in ("bootstrap", "pools", "kubeContext", "dnsFix")]
     run = run_program("kind-dev", stack_file_config("kind-dev"), secret_keys=secret)
 
     for name in ("externalIp", "endpoint", "hostname", "kubeContext", "pools"):
@@ -188,6 +188,11 @@ def test_values_set_with_secret_stay_secret_in_inputs_and_outputs():
     assert unwrap_secret(pool.inputs["spec"])[1]
     [provider] = run.of_type("pulumi:providers:kubernetes")
     assert unwrap_secret(provider.inputs["context"])[1]
+    # The commands' text names the context, and the DNS fix's its host and name.
+    commands = [*run.of_type(LOCAL_COMMAND), *run.of_type(REMOTE_COMMAND)]
+    assert len(commands) >= 4
+    for step in commands:
+        assert unwrap_secret(step.inputs["create"])[1], f"{step.name}'s command text came out in plaintext"
     # Without --secret they are plain values, as before.
     plain = run_program("kind-dev")
     assert plain.outputs["externalIp"] == "192.168.129.51"
