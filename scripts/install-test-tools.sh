@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests drive (Debian/Ubuntu): shellcheck, dnsmasq, an OpenSSH server,
-# dig, sudo, ufw (the tests only use it with --dry-run) and, when no kubectl is on PATH, Debian's
-# kubectl (kubernetes-client), which the tests point at a fake API server on loopback. Safe to run
-# again; uses sudo -n when not root, so it never waits for a password.
+# dig, sudo, ufw (the tests only use it with --dry-run), iproute2 and util-linux (network namespaces,
+# veth pairs, setpriv) and, when no kubectl is on PATH, Debian's kubectl (kubernetes-client), which the
+# tests point at a fake API server on loopback. Safe to run again; uses sudo -n when not root, so it never
+# waits for a password.
 set -euo pipefail
 
-packages=(shellcheck dnsmasq-base openssh-server dnsutils sudo ufw)
+packages=(shellcheck dnsmasq-base openssh-server dnsutils sudo ufw iproute2 util-linux)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 as_root=()
 if ((EUID != 0)); then
