@@ -120,19 +120,23 @@ def special_purpose(block: AddressBlock) -> str | None:
     return None
 
 
+def _read_entry(text: str, *, bare_address: bool) -> AddressBlock:
+    if "-" in text:
+        return _parse_range(text)
+    if "/" in text:
+        return _parse_cidr(text)
+    address = parse_ip(text.strip())
+    if bare_address:
+        return AddressBlock(text, address, address)
+    single = "32" if address.version == 4 else "128"
+    raise AddressError(
+        f'"{text}" has no prefix length, which MetalLB rejects; write {address}/{single} for a single address'
+    )
+
+
 def parse_block(text: str, position: int = 0) -> AddressBlock:
     """A pool entry, a CIDR or a `first-last` range, read as MetalLB reads it; AddressError otherwise."""
-    if "-" in text:
-        block = _parse_range(text)
-    elif "/" in text:
-        block = _parse_cidr(text)
-    else:
-        address = parse_ip(text.strip())
-        single = "32" if address.version == 4 else "128"
-        raise AddressError(
-            f'"{text}" has no prefix length, which MetalLB rejects; write {address}/{single} for a single '
-            "address"
-        )
+    block = _read_entry(text, bare_address=False)
     what = special_purpose(block)
     if what is not None:
         raise AddressError(
@@ -141,13 +145,6 @@ def parse_block(text: str, position: int = 0) -> AddressBlock:
     return AddressBlock(text, block.first, block.last, position)
 
 
-def parse_reserved(text: str, position: int = 0) -> AddressBlock:
+def parse_reserved(text: str) -> AddressBlock:
     """A reservation: an address, a CIDR or a range. Special-purpose addresses are no error here."""
-    if "-" in text:
-        block = _parse_range(text)
-    elif "/" in text:
-        block = _parse_cidr(text)
-    else:
-        address = parse_ip(text.strip())
-        block = AddressBlock(text, address, address)
-    return AddressBlock(text, block.first, block.last, position)
+    return _read_entry(text, bare_address=True)
