@@ -1,9 +1,11 @@
 """Who answers ARP for a set of IPv4 addresses on the local network: a raw-socket prober, and nothing else.
 
-It sends one ARP request (who-has TARGET, from this host's own address on that interface) per target,
-broadcast on the interface whose IPv4 network holds the targets, then collects the replies for a while
-and reports, per target, the MAC addresses that answered. A host whose address it is answers, and so does a
-MetalLB speaker announcing it. It never sends anything but ARP requests, and only on that interface.
+It sends one ARP probe per target, broadcast on the interface whose IPv4 network holds the targets: an
+ARP request whose sender address is 0.0.0.0 (RFC 5227's duplicate-address probe), so that no host learns
+a mapping from it. It then collects the replies for a while and reports, per target, the MAC addresses
+that answered. A host whose address it is answers (Linux does, for probes too), and so does a MetalLB
+speaker announcing it (0.14.3's internal/layer2/arp.go answers every request for an address it
+announces). It never sends anything but ARP requests, and only on that interface.
 
 It needs CAP_NET_RAW for the AF_PACKET socket; without it, NoPrivilegeError. With no non-loopback
 interface on the targets' network, NoInterfaceError.
@@ -52,10 +54,13 @@ def format_mac(mac: bytes) -> str:
     return ":".join(f"{byte:02x}" for byte in mac)
 
 
+PROBE_SENDER = ipaddress.IPv4Address("0.0.0.0")
+
+
 def encode_request(
     source_mac: bytes, source_ip: ipaddress.IPv4Address, target: ipaddress.IPv4Address
 ) -> bytes:
-    """A broadcast Ethernet frame asking who has `target`."""
+    """A broadcast Ethernet frame asking who has `target`; a probe when `source_ip` is PROBE_SENDER."""
     ethernet = BROADCAST + source_mac + struct.pack("!H", ETH_P_ARP)
     arp = _ARP.pack(1, 0x0800, 6, 4, ARP_REQUEST, source_mac, source_ip.packed, b"\x00" * 6, target.packed)
     return ethernet + arp
@@ -107,7 +112,7 @@ def probe(targets: Iterable[ipaddress.IPv4Address], wait: float) -> dict[ipaddre
         sock.bind((interface.name, ETH_P_ARP))
         for target in wanted:
             if target in interface.network and target != interface.address:
-                sock.send(encode_request(interface.mac, interface.address, target))
+                sock.send(encode_request(interface.mac, PROBE_SENDER, target))
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)

@@ -14,8 +14,9 @@ It prints one line per check, `ok`, `FAIL`, `warn` or `skip`, then the check's n
   metallb-system, with the addresses and pools the stack file gives them.
 - node-ips: no node's InternalIP lies inside a pool. MetalLB 0.14.3 would hand such an address to a
   Service (0.15 refuses the pool).
-- arp: one ARP request for every IPv4 pool address (up to 1024) and every node address, from the
-  interface of this machine on the pools' network (tools.arp_probe); it sends nothing else. A node's MAC
+- arp: one ARP duplicate-address probe (RFC 5227, sender 0.0.0.0) for every IPv4 pool address (up to
+  1024) and every node address, from the interface of this machine on the pools' network
+  (tools.arp_probe); it sends nothing else. A node's MAC
   answering (a speaker announcing a Service's address) is right; any other MAC is another device on that
   address, an address conflict (FAIL). `skip` without CAP_NET_RAW, off the LAN, or with `--no-arp`.
 - service: the bootstrap Service is type LoadBalancer, serves the bootstrap UDP port, and carries the
