@@ -29,6 +29,7 @@ import pytest
 from kube_client import KubectlError
 from stack_config import load_stack_file_config
 from stack_config.addresses import parse_block
+from tests.dnsmasq import free_port as dns_port
 from tests.netns import NetNamespace, network_namespace
 from tests.program import PROJECT_DIR
 from tests.standin_kubectl import calls, write_kubectl
@@ -402,7 +403,8 @@ def running(command: list[str], log_path: Path, answers: Callable[[], bool]) -> 
 
 @pytest.fixture(scope="module")
 def dnsmasq(tmp_path_factory) -> Iterator[tuple[str, int]]:
-    port = free_port()
+    # Free for UDP and TCP alike: dnsmasq listens on both.
+    port = dns_port()
     server = ("127.0.0.1", port)
 
     def answers() -> bool:
