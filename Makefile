@@ -51,7 +51,7 @@ verify: setup
 
 STACKS ?=
 
-# make drift [STACKS="beam00 beam01"]: exit 0 in sync, 1 drift, 2 a check could not be made.
+# make drift [STACKS="beam00 beam01"]: exit 0 in sync, 1 drift, 2 a check could not be made, 3 unhealthy.
 drift: setup
 	$(BIN)/python -m tools.drift $(STACKS)
 

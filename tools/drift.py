@@ -12,9 +12,13 @@ the program declares. Nothing is written: neither the state nor the cluster chan
 stack, `in sync`, `drifted` with every resource that differs (operation, type, name and the changed
 fields), or `error` with the reason the check could not be made.
 
-Exit status: 0 when every stack is in sync, 1 when at least one drifted and every check ran, 2 when at
-least one check could not be made (an error hides whether that stack drifted, so it outranks drift; a
-wrong command line also exits 2). `--summary FILE` appends the same result as Markdown, for
+Exit status: 0 when every stack is in sync; 1 when at least one drifted and every check ran; 2 when at
+least one check could not be made (an error hides whether that stack drifted, so it outranks drift): a
+wrong command line, a pulumi that cannot run, times out (its whole process group is stopped) or prints
+output that is not UTF-8 or not a preview digest, a summary that cannot be written, any unforeseen
+failure; 3 when no stack drifted but at least one is unhealthy: the refresh found a resource not ready
+(pulumi-kubernetes reports it as an initialization error, and the preview plans an empty update to await
+it again), which is a broken stack, not drift. `--summary FILE` appends the same result as Markdown, for
 `$GITHUB_STEP_SUMMARY` or an issue body. `--list-stacks` prints the stacks as a JSON list (the drift
 workflow's job matrix) and runs nothing.
 
@@ -30,20 +34,24 @@ import enum
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from project_files import stack_names
+from tools.arguments import seconds
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 EXIT_IN_SYNC = 0
 EXIT_DRIFTED = 1
 EXIT_ERROR = 2
+EXIT_UNHEALTHY = 3
 
 DEFAULT_TIMEOUT_SECONDS = 900.0
 
@@ -70,6 +78,8 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 class Outcome(enum.StrEnum):
     IN_SYNC = "in sync"
     DRIFTED = "drifted"
+    # The refresh found resources that are not ready: nobody changed anything (see judge).
+    UNHEALTHY = "unhealthy"
     ERROR = "error"
 
 
@@ -82,6 +92,16 @@ class ResourceChange:
     # The changed property paths: detailedDiff's keys when the provider gave them, else diffReasons,
     # else replaceReasons (create and delete steps have none).
     keys: tuple[str, ...] = ()
+    # The resource's initialization errors (apitype.ResourceV3.initErrors of its old or new state): what
+    # pulumi-kubernetes reports when a refresh finds the object not ready.
+    init_errors: tuple[str, ...] = ()
+
+    @property
+    def unhealthy_only(self) -> bool:
+        """An update that only awaits the resource again: the engine plans one, with no diff, for a
+        resource with initialization errors (step_generator.go, "If resource was unchanged, but there
+        were initialization errors, generate an empty update step")."""
+        return self.op == "update" and not self.keys and bool(self.init_errors)
 
     @property
     def type(self) -> str:
@@ -102,6 +122,8 @@ class ResourceChange:
     def describe(self) -> str:
         """What the step says about the resource, in the words of a refresh-then-preview."""
         fields = ", ".join(self.keys)
+        if self.unhealthy_only:
+            return f"not ready: {self.init_errors[0]}"
         if self.op == "create":
             # The refresh found the object gone, so the program's declaration would create it again.
             return "missing from the cluster"
@@ -175,7 +197,13 @@ def resource_changes(digest: Mapping[str, Any]) -> tuple[ResourceChange, ...]:
         detailed = step.get("detailedDiff")
         keys = tuple(sorted(detailed)) if isinstance(detailed, dict) and detailed else ()
         keys = keys or _strings(step.get("diffReasons")) or _strings(step.get("replaceReasons"))
-        changes[urn] = ResourceChange(op=op, urn=urn, keys=keys)
+        errors = tuple(
+            error
+            for state in (step.get("newState"), step.get("oldState"))
+            if isinstance(state, dict)
+            for error in _strings(state.get("initErrors"))
+        )
+        changes[urn] = ResourceChange(op=op, urn=urn, keys=keys, init_errors=tuple(dict.fromkeys(errors)))
     return tuple(changes.values())
 
 
@@ -236,6 +264,18 @@ def judge(stack: str, exit_code: int, stdout: str, stderr: str) -> Verdict:
             reason=f"pulumi exited 0 but its JSON output could not be read: {parse_problem}",
             exit_code=exit_code,
         )
+    if exit_code == 0 and digest is not None and not isinstance(digest.get("changeSummary"), dict):
+        # A preview digest always has one (PreviewDigest in pkg/display/json.go); `{}` says nothing.
+        return Verdict(
+            stack,
+            Outcome.ERROR,
+            reason="pulumi exited 0 but its JSON has no changeSummary, so it says nothing about the stack",
+            exit_code=exit_code,
+        )
+    if changes and all(change.unhealthy_only for change in changes):
+        # A refresh that finds a Deployment or Service not ready gives it initialization errors, and the
+        # preview plans an empty update to await it again. Nobody changed anything: not drift.
+        return Verdict(stack, Outcome.UNHEALTHY, changes, exit_code=exit_code)
     if changes_proposed or (exit_code == 0 and (changes or _changed_in_summary(counts))):
         reason = ""
         if digest is None:
@@ -254,11 +294,15 @@ def _format_counts(counts: Mapping[str, int]) -> str:
 
 
 def exit_status(verdicts: Iterable[Verdict]) -> int:
+    """2 when a check could not be made (it hides whether that stack drifted), else 1 when a stack drifted,
+    else 3 when a stack is unhealthy but none drifted, else 0."""
     outcomes = {verdict.outcome for verdict in verdicts}
     if Outcome.ERROR in outcomes:
         return EXIT_ERROR
     if Outcome.DRIFTED in outcomes:
         return EXIT_DRIFTED
+    if Outcome.UNHEALTHY in outcomes:
+        return EXIT_UNHEALTHY
     return EXIT_IN_SYNC
 
 
@@ -270,6 +314,8 @@ def _result_label(verdict: Verdict) -> str:
         return f"error (exit {verdict.exit_code})"
     if verdict.outcome is Outcome.DRIFTED:
         return f"drifted ({len(verdict.changes)})" if verdict.changes else "drifted"
+    if verdict.outcome is Outcome.UNHEALTHY:
+        return f"unhealthy ({len(verdict.changes)})"
     return verdict.outcome.value
 
 
@@ -320,6 +366,10 @@ def render_markdown(verdicts: Sequence[Verdict]) -> str:
         elif verdict.outcome is Outcome.ERROR:
             summary = verdict.reason.splitlines()[0] if verdict.reason else ""
             result = f"**{_result_label(verdict)}**"
+        elif verdict.outcome is Outcome.UNHEALTHY:
+            count = len(verdict.changes)
+            summary = f"{count} resources not ready" if count != 1 else "1 resource not ready"
+            result = "**unhealthy**"
         else:
             summary, result = _detail_lines(verdict)[0], "in sync"
         lines.append(_row(_code(verdict.stack), result, _cell(summary)))
@@ -341,6 +391,19 @@ def render_markdown(verdicts: Sequence[Verdict]) -> str:
                 "",
                 f"`pulumi up --stack {verdict.stack}` puts the cluster back as the program declares it; "
                 "to keep a change made in the cluster, change the program or the stack's config to match.",
+            ]
+        elif verdict.outcome is Outcome.UNHEALTHY:
+            lines += ["", f"#### {_code(verdict.stack)}: unhealthy", "", "| type | name | what |"]
+            lines += ["| --- | --- | --- |"]
+            lines += [
+                _row(_code(change.type), _code(change.name), _cell(change.describe()))
+                for change in verdict.changes
+            ]
+            lines += [
+                "",
+                "The refresh found these resources not ready, so the preview plans an update that only "
+                "awaits them again. Nothing differs from what the program declares: this is not drift. Look "
+                "at why they are not ready (`kubectl describe`, `make verify STACK=...`).",
             ]
         elif verdict.outcome is Outcome.ERROR:
             lines += ["", f"#### {_code(verdict.stack)}: {_result_label(verdict)}", "", "```text"]
@@ -383,17 +446,36 @@ def run_pulumi_preview(pulumi: str, stack: str, project_dir: Path, timeout: floa
     env.pop("PULUMI_ENABLE_STREAMING_JSON_PREVIEW", None)
     # The update check writes a notice to stderr and calls out to the network on every run.
     env["PULUMI_SKIP_UPDATE_CHECK"] = "true"
-    completed = subprocess.run(
+    # Its own process group, so that a timeout ends pulumi's plugins and language host with it.
+    process = subprocess.Popen(
         preview_command(pulumi, stack),
         cwd=project_dir,
         env=env,
         stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
-    return CliRun(completed.returncode, completed.stdout, completed.stderr)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return CliRun(process.returncode, _decoded(stdout, "stdout"), _decoded(stderr, "stderr"))
+
+
+class UndecodableOutputError(ValueError):
+    """pulumi wrote bytes that are not UTF-8."""
+
+
+def _decoded(data: bytes, stream: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UndecodableOutputError(
+            f"pulumi's {stream} is not UTF-8 (byte {data[error.start]:#04x} at offset {error.start})"
+        ) from None
 
 
 def check_stack(pulumi: str, stack: str, project_dir: Path, timeout: float) -> Verdict:
@@ -402,25 +484,27 @@ def check_stack(pulumi: str, stack: str, project_dir: Path, timeout: float) -> V
     except FileNotFoundError:
         return Verdict(stack, Outcome.ERROR, reason=f"{pulumi} not found: install the Pulumi CLI")
     except subprocess.TimeoutExpired:
-        return Verdict(stack, Outcome.ERROR, reason=f"pulumi preview did not finish within {timeout:g}s")
+        return Verdict(
+            stack,
+            Outcome.ERROR,
+            reason=f"pulumi preview did not finish within {timeout:g}s; it and its children were stopped",
+        )
+    except UndecodableOutputError as error:
+        return Verdict(stack, Outcome.ERROR, reason=str(error))
+    except OSError as error:
+        return Verdict(stack, Outcome.ERROR, reason=f"cannot run {pulumi}: {error.strerror or error}")
     return judge(stack, run.exit_code, run.stdout, run.stderr)
 
 
 # --- Command line -------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.drift",
         description="Check stacks for drift (pulumi preview --refresh --expect-no-changes), one row each.",
-        epilog="Exit status: 0 all in sync, 1 drift found, 2 a check could not be made.",
+        epilog="Exit status: 0 all in sync, 1 drift found, 2 a check could not be made, 3 unhealthy "
+        "resources but no drift.",
     )
     parser.add_argument(
         "stacks",
@@ -445,7 +529,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive,
+        type=seconds(0.1, 86400),
         default=DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help=f"seconds one stack's preview may take (default {DEFAULT_TIMEOUT_SECONDS:g})",
@@ -481,10 +565,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         verdicts.append(check_stack(args.pulumi, stack, args.project_dir, args.timeout))
     print(render_table(verdicts), end="")
     if args.summary is not None:
-        with args.summary.open("a", encoding="utf-8") as summary:
-            summary.write(render_markdown(verdicts))
+        try:
+            with args.summary.open("a", encoding="utf-8") as summary:
+                summary.write(render_markdown(verdicts))
+        except OSError as error:
+            # The check ran, but its report went nowhere: a caller must not take this run as done.
+            print(
+                f"drift: cannot write the summary to {args.summary}: {error.strerror or error}",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
     return exit_status(verdicts)
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """main, with every failure to make the check exiting 2, never 1, which means drift."""
+    try:
+        return main(argv)
+    except Exception:  # an unforeseen failure is a check that could not be made, not drift
+        traceback.print_exc()
+        print("drift: the check could not be made (see above)", file=sys.stderr)
+        return EXIT_ERROR
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -25,18 +25,9 @@ from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError
 from metallb_survey import survey_cluster
 from stack_config import ConfigError, load_stack_file_config
 from takeover_plan import plan_takeover, stack_intent
+from tools.arguments import seconds
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 1 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds from 1 to 600")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--kubectl-timeout",
         metavar="S",
-        type=_positive,
+        type=seconds(1, 600),
         default=DEFAULT_KUBECTL_TIMEOUT,
         help=f"seconds each kubectl call may take (default {DEFAULT_KUBECTL_TIMEOUT:g})",
     )

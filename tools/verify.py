@@ -68,6 +68,7 @@ from stack_config import (
 )
 from stack_config.addresses import AddressError, parse_block
 from tools import arp_probe
+from tools.arguments import seconds
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 METALLB_NAMESPACE = "metallb-system"
@@ -896,13 +897,6 @@ def _server_argument(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"not IP[:PORT] or [IPv6]:PORT: {error}") from None
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.verify",
@@ -920,14 +914,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout",
         metavar="S",
-        type=_positive,
+        type=seconds(0.1, 600),
         default=DEFAULT_TIMEOUT,
         help=f"seconds the DNS query and the UDP probe wait for an answer (default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
         "--kubectl-timeout",
         metavar="S",
-        type=_positive,
+        type=seconds(1, 600),
         default=DEFAULT_KUBECTL_TIMEOUT,
         help=f"seconds each kubectl call may take (default {DEFAULT_KUBECTL_TIMEOUT:g})",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,14 +182,39 @@ def test_markdown_summary_names_each_drifted_resource_and_the_fix():
     assert "`pulumi up --stack beam00` puts the cluster back" in markdown
 
 
-def test_exit_status_puts_errors_before_drift():
+def test_exit_status_puts_errors_before_drift_and_drift_before_unhealthy():
     in_sync = judge_recorded("beam00", "in-sync")
     drifted = judge_recorded("beam01", "drift-deleted")
     failed = judge_recorded("kind-dev", "error-no-passphrase")
+    unhealthy = judge_recorded("beam00", "unhealthy-refresh")
 
     assert drift.exit_status([in_sync]) == drift.EXIT_IN_SYNC == 0
     assert drift.exit_status([in_sync, drifted]) == drift.EXIT_DRIFTED == 1
     assert drift.exit_status([drifted, failed, in_sync]) == drift.EXIT_ERROR == 2
+    assert drift.exit_status([in_sync, unhealthy]) == drift.EXIT_UNHEALTHY == 3
+    assert drift.exit_status([unhealthy, drifted]) == drift.EXIT_DRIFTED
+
+
+def test_a_refresh_that_finds_pods_not_ready_is_unhealthy_not_drift():
+    verdict = judge_recorded("beam00", "unhealthy-refresh")
+
+    assert verdict.outcome is Outcome.UNHEALTHY
+    [change] = verdict.changes
+    assert (change.op, change.type, change.name) == (
+        "update",
+        "kubernetes:core/v1:ServicePatch",
+        "bootstrap-loadbalancer",
+    )
+    assert change.describe() == "not ready: Resource 'macula-bootstrap' was created but failed to initialize"
+    table = render_table([verdict])
+    assert (
+        "beam00  unhealthy (1)  update kubernetes:core/v1:ServicePatch bootstrap-loadbalancer (not ready: "
+        in table
+    )
+    markdown = render_markdown([verdict])
+    assert "| `beam00` | **unhealthy** | 1 resource not ready |" in markdown
+    assert "this is not drift" in markdown
+    assert "puts the cluster back" not in markdown
 
 
 # --- The command line, with a stand-in `pulumi` that replays the recordings -----------------------------
@@ -295,16 +321,105 @@ def test_cli_reports_a_missing_pulumi_as_an_error(project, capsys):
     assert "no-such-pulumi not found: install the Pulumi CLI" in capsys.readouterr().out
 
 
-def test_cli_gives_up_on_a_preview_that_hangs(project, capsys):
+def test_cli_gives_up_on_a_preview_that_hangs_and_stops_its_children(project, capsys, tmp_path):
     project_dir, pulumi, _ = project
-    pulumi.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
+    child_pid = tmp_path / "child.pid"
+    # A hung pulumi whose plugin (here a sleeping child) would outlive it if only pulumi were killed.
+    pulumi.write_text(
+        f"#!{sys.executable}\nimport subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(child_pid)!r}, 'w').write(str(child.pid))\ntime.sleep(60)\n"
+    )
 
     status = drift.main(
-        ["beam00", "--pulumi", str(pulumi), "--project-dir", str(project_dir), "--timeout", "0.5"]
+        ["beam00", "--pulumi", str(pulumi), "--project-dir", str(project_dir), "--timeout", "1"]
     )
 
     assert status == drift.EXIT_ERROR
-    assert "pulumi preview did not finish within 0.5s" in capsys.readouterr().out
+    assert (
+        "pulumi preview did not finish within 1s; it and its children were stopped" in capsys.readouterr().out
+    )
+    pid = int(child_pid.read_text())
+    deadline = time.monotonic() + 5
+    while process_alive(pid):
+        assert time.monotonic() < deadline, "pulumi's child is still running"
+        time.sleep(0.05)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ("non-utf8", (), "pulumi's stdout is not UTF-8 (byte 0xff at offset 0)"),
+        ("not-executable", (), "cannot run"),
+        ("empty-digest", (), "pulumi exited 0 but its JSON has no changeSummary"),
+    ],
+    ids=["non-utf8", "not-executable", "empty-digest"],
+)
+def test_failures_to_make_the_check_exit_2_not_1(project, capsys, setup: str, args, message: str):
+    project_dir, pulumi, _ = project
+    if setup == "non-utf8":
+        pulumi.write_text(f"#!{sys.executable}\nimport sys\nsys.stdout.buffer.write(b'\\xff{{}}')\n")
+    elif setup == "not-executable":
+        pulumi.chmod(0o644)
+    else:
+        pulumi.write_text(f"#!{sys.executable}\nprint('{{}}')\n")
+
+    status = drift.main(["beam00", "--pulumi", str(pulumi), "--project-dir", str(project_dir), *args])
+
+    assert status == drift.EXIT_ERROR
+    assert message in capsys.readouterr().out
+
+
+def test_an_unwritable_summary_is_exit_2(project, monkeypatch, capsys):
+    project_dir, pulumi, _ = project
+    set_cases(monkeypatch, {"beam00": "drift-deleted"})
+
+    status = drift.main(
+        [
+            "beam00",
+            "--pulumi",
+            str(pulumi),
+            "--project-dir",
+            str(project_dir),
+            "--summary",
+            "/nonexistent/x.md",
+        ]
+    )
+
+    assert status == drift.EXIT_ERROR
+    assert "drift: cannot write the summary to /nonexistent/x.md: No such file or directory" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "0", "1e9", "soon"])
+def test_a_timeout_that_is_no_number_of_seconds_is_exit_2(project, timeout: str, capsys):
+    project_dir, pulumi, _ = project
+    with pytest.raises(SystemExit) as exit_info:
+        drift.main(
+            ["beam00", "--pulumi", str(pulumi), "--project-dir", str(project_dir), "--timeout", timeout]
+        )
+    assert exit_info.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
+
+
+def test_an_unforeseen_failure_is_exit_2(monkeypatch, capsys):
+    def broken(argv):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(drift, "main", broken)
+
+    assert drift.run([]) == drift.EXIT_ERROR
+    assert "something nobody foresaw" in capsys.readouterr().err
 
 
 def test_list_stacks_prints_the_workflow_matrix(project, capsys):
