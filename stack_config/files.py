@@ -9,6 +9,7 @@ file, so a problem in any of those files is one ConfigError that names the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,14 +88,35 @@ def _lan_plan(config: dict[str, Any], namespace: str) -> LanPlan:
     return parse_lan_plan(declaration["value"], namespace)
 
 
-def _stack_values(config: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """A stack file's values under the namespace, keyed without it, decoded; secure values left out."""
+def _holds_secret(value: Any) -> bool:
+    """Whether a stack file's value is, or holds, an encrypted `secure:` value (`--secret --path` nests)."""
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_holds_secret(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(item) for item in value)
+    return False
+
+
+def _stack_values(config: dict[str, Any], namespace: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """A stack file's values under the namespace, keyed without it and decoded, with the values that hold
+    secrets left out (they need the passphrase); and the keys of those."""
     prefix = f"{namespace}:"
-    return {
-        key[len(prefix) :]: _decode(key[len(prefix) :], value)
-        for key, value in config.items()
-        if key.startswith(prefix) and not (isinstance(value, dict) and set(value) == {"secure"})
-    }
+    ours = {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
+    secret = frozenset(key for key, value in ours.items() if _holds_secret(value))
+    return {key: _decode(key, value) for key, value in ours.items() if key not in secret}, secret
+
+
+def decode_cli_config(listing: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """The values of `pulumi config --json --show-secrets` (configValueJSON in pulumi's
+    pkg/cmd/pulumi/config/config.go: `value`, and `objectValue` for objects), keyed without namespace."""
+    prefix = f"{namespace}:"
+    values: dict[str, Any] = {}
+    for key, entry in listing.items():
+        if not key.startswith(prefix) or not isinstance(entry, dict):
+            continue
+        name = key[len(prefix) :]
+        values[name] = entry["objectValue"] if "objectValue" in entry else _decode(name, entry.get("value"))
+    return values
 
 
 @dataclass
@@ -103,8 +125,10 @@ class Project:
 
     namespace: str
     plan: LanPlan
-    # Each stack's values, by stack name.
+    # Each stack's values, by stack name, without the values that hold secrets.
     stacks: dict[str, dict[str, Any]]
+    # The keys of each stack whose values hold secrets.
+    secrets: dict[str, frozenset[str]] = field(default_factory=dict)
     _pools: dict[str, tuple[PoolConfig, ...]] = field(default_factory=dict)
 
     def pools(self, stack: str) -> tuple[PoolConfig, ...]:
@@ -128,26 +152,30 @@ class Project:
         }
         return Fleet(plan, others)
 
-    def stack_config(self, stack: str) -> StackConfig:
-        """A stack's configuration from its file. Encrypted values are left out: they need the passphrase,
-        and no tool outside the program needs them."""
+    def stack_config(self, stack: str, decrypted: Mapping[str, Any] | None = None) -> StackConfig:
+        """A stack's configuration from its file, with the values that hold secrets left out (they need the
+        passphrase), or, given `decrypted` (decode_cli_config of `pulumi config --show-secrets`), from
+        those values with the secrets in them."""
         if stack not in self.stacks:
             raise ConfigError(
                 f"no stack {stack!r}: there is no Pulumi.{stack}.yaml "
                 f"(stacks: {', '.join(self.stacks) or 'none'})"
             )
-        values = {key: value for key, value in self.stacks[stack].items() if key != PLAN_KEY}
-        return parse_stack_config(stack, self.namespace, values, self.fleet(stack))
+        source = self.stacks[stack] if decrypted is None else decrypted
+        values = {key: value for key, value in source.items() if key != PLAN_KEY}
+        secret = self.secrets.get(stack, frozenset()) if decrypted is not None else frozenset()
+        return parse_stack_config(stack, self.namespace, values, self.fleet(stack), secret)
 
 
 def read_project(project_dir: Path) -> Project:
     namespace = project_namespace(project_dir)
     plan = _lan_plan(read_config_file(project_dir / PLAN_FILE), namespace)
-    stacks = {
-        stack: _stack_values(read_config_file(project_dir / f"Pulumi.{stack}.yaml"), namespace)
-        for stack in stack_names(project_dir)
-    }
-    return Project(namespace, plan, stacks)
+    stacks, secrets = {}, {}
+    for stack in stack_names(project_dir):
+        stacks[stack], secrets[stack] = _stack_values(
+            read_config_file(project_dir / f"Pulumi.{stack}.yaml"), namespace
+        )
+    return Project(namespace, plan, stacks, secrets)
 
 
 def read_fleet(project_dir: Path, namespace: str, current_stack: str) -> Fleet:

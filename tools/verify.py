@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import secrets
 import socket
 import struct
@@ -64,9 +65,9 @@ from stack_config import (
     IPAddress,
     PoolConfig,
     StackConfig,
-    load_stack_file_config,
 )
 from stack_config.addresses import AddressError, parse_block
+from stack_config.files import decode_cli_config, read_project
 from tools import arp_probe
 from tools.arguments import seconds
 
@@ -897,6 +898,37 @@ def _server_argument(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"not IP[:PORT] or [IPv6]:PORT: {error}") from None
 
 
+# Secret config verify has no use for: the SSH key is the DNS fix's, not a check's.
+UNNEEDED_SECRETS = frozenset({"sshPrivateKey"})
+
+
+def read_stack_config(project_dir: Path, stack: str, pulumi: str) -> StackConfig:
+    """The stack's configuration. When it keeps values verify checks as secrets, they are decrypted with
+    `pulumi config --show-secrets --json` (which needs the stack's passphrase); when that cannot be done,
+    ConfigError names the values it cannot read."""
+    project = read_project(project_dir)
+    needed = project.secrets.get(stack, frozenset()) - UNNEEDED_SECRETS
+    if not needed:
+        return project.stack_config(stack)
+    command = [pulumi, "config", "--stack", stack, "--show-secrets", "--json"]
+    why = ""
+    try:
+        result = subprocess.run(
+            command, cwd=project_dir, capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode == 0:
+            return project.stack_config(
+                stack, decode_cli_config(json.loads(result.stdout), project.namespace)
+            )
+        why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+    except (OSError, subprocess.TimeoutExpired, ValueError) as error:
+        why = str(error)
+    raise ConfigError(
+        f"stack {stack} keeps {', '.join(sorted(needed))} as secrets, and `{' '.join(command)}` could not "
+        f"decrypt them ({why}); set PULUMI_CONFIG_PASSPHRASE (or _FILE) and run verify where pulumi runs"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.verify",
@@ -931,13 +963,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-arp", action="store_true", help="send no ARP requests: skip the probe for address conflicts"
     )
+    parser.add_argument(
+        "--pulumi",
+        default="pulumi",
+        metavar="PATH",
+        help="the Pulumi CLI that decrypts a stack's secret config (default: pulumi on PATH)",
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     try:
-        config = load_stack_file_config(args.project_dir, args.stack)
+        config = read_stack_config(args.project_dir, args.stack, args.pulumi)
     except ConfigError as error:
-        print(error, file=sys.stderr)
+        print(f"verify: {error}", file=sys.stderr)
         return 2
     print(f"verify stack {config.stack}: context {config.kube_context}")
     options = Options(args.resolver, args.timeout, args.strict_udp, args.kubectl_timeout, not args.no_arp)
