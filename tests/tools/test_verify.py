@@ -381,6 +381,9 @@ def dnsmasq_command(port: int) -> list[str]:
         "--host-record=v6only.macula.local,fd00::51",
         "--host-record=alias-target.macula.local,192.168.129.51",
         "--cname=alias.macula.local,alias-target.macula.local",
+        # The right address beside the runbook's stub: clients get the stub about half the time.
+        "--host-record=stale.macula.local,192.168.129.51",
+        "--host-record=stale.macula.local,127.0.0.2",
     ]  # fmt: skip
 
 
@@ -463,6 +466,16 @@ def test_follows_a_cname(dnsmasq):
     assert check.detail == "alias.macula.local → 192.168.129.51 via alias-target.macula.local (asked r)"
 
 
+def test_a_stale_answer_beside_the_right_one_fails(dnsmasq):
+    answer = verify.resolve("stale.macula.local", dnsmasq, 2)
+    assert sorted(map(str, answer.addresses)) == ["127.0.0.2", "192.168.129.51"]
+
+    check = verify.judge_dns("stale.macula.local", "r", [PINNED], answer, 2)
+
+    assert check.status == "FAIL"
+    assert "127.0.0.2 is no address of the bootstrap Service, and clients that take it fail" in check.detail
+
+
 def test_reports_a_resolver_that_refuses(dnsmasq):
     answer = verify.resolve("example.org", dnsmasq, 2)
     check = verify.judge_dns("example.org", "r", [PINNED], answer, 2)
@@ -497,7 +510,8 @@ def test_dns_timeout(silent_udp):
         verify.resolve("bootstrap.macula.local", silent_udp, 0.3)
     assert 0.25 < time.monotonic() - started < 2
     check = verify.judge_dns("bootstrap.macula.local", "127.0.0.1:N", [PINNED], TimeoutError(), 0.3)
-    assert check == Check("FAIL", "dns", "bootstrap.macula.local: no answer from 127.0.0.1:N within 0.3s")
+    # A resolver that does not answer kept the check from being made: an error, not a failed check.
+    assert check == Check("error", "dns", "bootstrap.macula.local: no answer from 127.0.0.1:N within 0.3s")
 
 
 def test_dns_server_not_listening():
@@ -918,14 +932,14 @@ def test_unreachable_cluster_fails_every_kubernetes_check(tmp_path):
     result = run_verify(kubectl_dir, "--stack", "beam00")
     lines = result.stdout.splitlines()
     assert lines[1:5] == [
-        f"FAIL  {name:<15} kubectl: {refused}"
+        f"error {name:<15} kubectl: {refused}"
         for name in ("controller", "speakers", "pools", "advertisements")
     ]
-    assert (
-        lines[-1]
-        == "FAIL  4 of 9 checks failed for stack beam00: controller, speakers, pools, advertisements"
+    assert lines[-1] == (
+        "error 4 of 9 checks could not be made for stack beam00: controller, speakers, pools, advertisements"
     )
-    assert result.returncode == 1
+    # 2, not 1: an unreachable cluster is no failed check, and may hide one.
+    assert result.returncode == 2
 
 
 def test_unknown_stack(tmp_path):
