@@ -22,9 +22,9 @@ saw:
   address, an address conflict (FAIL). `skip` without CAP_NET_RAW, off the LAN, or with `--no-arp`.
 - service: the bootstrap Service is type LoadBalancer, serves the bootstrap UDP port, and carries the
   pinned IP in `.status.loadBalancer.ingress` (or, when no IP is pinned, an IP of the stack's pools).
-- dns: the bootstrap hostname resolves to that IP, and to nothing else, through the chosen resolver (`--resolver`, else the
-  first nameserver of /etc/resolv.conf, the server `dig` asks). It sends a real DNS query over UDP, like
-  `dig`, so /etc/hosts plays no part.
+- dns: the bootstrap hostname resolves to that IP, and to nothing else, through the chosen resolver
+  (`--resolver`, else the first nameserver of /etc/resolv.conf, the server `dig` asks). It sends a real
+  DNS query over UDP, like `dig`, so /etc/hosts plays no part.
 - udp: a datagram to IP:port. What a UDP probe can prove is limited, and the line says which case it saw:
   a reply proves the port is reachable and something answers (ok). An ICMP port-unreachable proves the
   host is up but nothing listens on the port, or a firewall rejects the datagram (FAIL). "No route to
