@@ -86,6 +86,8 @@ if config.bootstrap is not None:
         BootstrapServiceArgs(
             bootstrap=config.bootstrap,
             wait_for=[address_pools, arp_readiness],
+            kube_context=config.kube_context,
+            kubeconfig=config.kubeconfig,
             secret="bootstrap" in secret,
         ),
         opts=on_cluster,

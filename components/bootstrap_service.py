@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from secret_inputs import kept_secret
+from shell_scripts import kubectl_target, script_command
 from stack_config import BootstrapConfig
 
 # Field manager named after the project, so `kubectl get svc --show-managed-fields` says who owns what.
@@ -20,6 +22,9 @@ class BootstrapServiceArgs:
     bootstrap: BootstrapConfig
     # The pools and advertisements: the Service only turns LoadBalancer once MetalLB can serve it.
     wait_for: Sequence[pulumi.Resource]
+    # kubectl waits for the address on the same cluster as the provider.
+    kube_context: str
+    kubeconfig: str | None
     # `bootstrap` was set with --secret: its values stay secret in the state and the outputs.
     secret: bool = False
 
@@ -30,6 +35,9 @@ def service_annotations(bootstrap: BootstrapConfig) -> dict[str, str]:
         # needs a forced apply. Everything else it declared (ports, selector) stays its own.
         "pulumi.com/patchForce": "true",
         "pulumi.com/patchFieldManager": FIELD_MANAGER,
+        # The provider would wait 10 minutes for the address and then fail naming no reason;
+        # wait-for-service-ip.sh waits bootstrap.assignTimeoutSeconds and gives MetalLB's.
+        "pulumi.com/skipAwait": "true",
     }
     # MetalLB 0.14.3 reads only metallb.universe.tf/* annotations, and refuses a Service that also sets
     # spec.loadBalancerIP, so the pinned IP goes here and nowhere else.
@@ -43,16 +51,29 @@ def service_annotations(bootstrap: BootstrapConfig) -> dict[str, str]:
     return annotations
 
 
-def first_ingress_ip(status: k8s.core.v1.outputs.ServiceStatusPatch | None) -> str | None:
-    """The IP MetalLB wrote into the Service's status, once it has."""
-    load_balancer = status.load_balancer if status is not None else None
-    ingress = (load_balancer.ingress if load_balancer is not None else None) or []
-    return next((entry.ip for entry in ingress if entry.ip), None)
+def address_command(args: BootstrapServiceArgs) -> str:
+    """Waits for MetalLB's address on the Service and prints it (scripts/wait-for-service-ip.sh)."""
+    bootstrap = args.bootstrap
+    return script_command(
+        "wait-for-service-ip.sh",
+        *kubectl_target(args.kube_context, args.kubeconfig),
+        *("--namespace", bootstrap.namespace, "--service", bootstrap.service),
+        *(["--ip", str(bootstrap.ip)] if bootstrap.ip is not None else []),
+        *("--timeout", str(bootstrap.assign_timeout_seconds)),
+    )
+
+
+def endpoint(ip: str | None, port: int) -> str | None:
+    """IP:port/udp, with an IPv6 address in brackets, as in a URL."""
+    if not ip:
+        return None
+    return f"[{ip}]:{port}/udp" if ":" in ip else f"{ip}:{port}/udp"
 
 
 class BootstrapService(pulumi.ComponentResource):
     """`type: LoadBalancer` and MetalLB's annotations on the bootstrap Service, handed back on destroy."""
 
+    address: command.local.Command
     external_ip: pulumi.Output[str | None]
     endpoint: pulumi.Output[str | None]
 
@@ -71,11 +92,14 @@ class BootstrapService(pulumi.ComponentResource):
             spec=k8s.core.v1.ServiceSpecPatchArgs(type="LoadBalancer"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
-        if bootstrap.ip is not None:
-            self.external_ip = kept_secret(pulumi.Output.from_input(str(bootstrap.ip)), args.secret)
-        else:
-            self.external_ip = kept_secret(patch.status.apply(first_ingress_ip), args.secret)
-        self.endpoint = self.external_ip.apply(
-            lambda ip: f"{ip}:{bootstrap.port}/udp" if ip is not None else None
+        # The address the cluster reports, once MetalLB has given it: what clients will reach.
+        self.address = command.local.Command(
+            f"{name}-address",
+            create=kept_secret(address_command(args), args.secret),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[patch]),
         )
+        self.external_ip = kept_secret(
+            self.address.stdout.apply(lambda out: (out or "").strip() or None), args.secret
+        )
+        self.endpoint = self.external_ip.apply(lambda ip: endpoint(ip, bootstrap.port))
         self.register_outputs({"externalIp": self.external_ip, "endpoint": self.endpoint})

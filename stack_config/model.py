@@ -17,6 +17,7 @@ DEFAULT_CHART_REPOSITORY = "https://metallb.github.io/metallb"
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 300
 DEFAULT_BOOTSTRAP_PORT = 4433
 DEFAULT_BOOTSTRAP_HOSTNAME = "bootstrap.macula.local"
+DEFAULT_ASSIGN_TIMEOUT_SECONDS = 180
 
 
 class ConfigError(pulumi.RunError):
@@ -105,6 +106,8 @@ class BootstrapConfig:
     hostname: str | None = None
     # The QUIC port, UDP.
     port: int = DEFAULT_BOOTSTRAP_PORT
+    # How long `up` waits for MetalLB to give the Service its address.
+    assign_timeout_seconds: int = DEFAULT_ASSIGN_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from stack_config.fields import (
 )
 from stack_config.fleet import Fleet, check_pools_against_fleet, indexed_blocks
 from stack_config.model import (
+    DEFAULT_ASSIGN_TIMEOUT_SECONDS,
     DEFAULT_BOOTSTRAP_HOSTNAME,
     DEFAULT_BOOTSTRAP_PORT,
     DEFAULT_CHART_REPOSITORY,
@@ -237,7 +238,23 @@ def _parse_bootstrap(problems: Problems, value: Any, pools: tuple[PoolConfig, ..
     bootstrap = mapping(problems, "bootstrap", value)
     if bootstrap is None:
         return None
-    check_keys(problems, "bootstrap", bootstrap, ("namespace", "service", "ip", "pool", "hostname", "port"))
+    check_keys(
+        problems,
+        "bootstrap",
+        bootstrap,
+        ("namespace", "service", "ip", "pool", "hostname", "port", "assignTimeoutSeconds"),
+    )
+    assign_timeout = bootstrap.get("assignTimeoutSeconds", DEFAULT_ASSIGN_TIMEOUT_SECONDS)
+    if (
+        isinstance(assign_timeout, bool)
+        or not isinstance(assign_timeout, int)
+        or not 10 <= assign_timeout <= 3600
+    ):
+        problems.add(
+            "bootstrap.assignTimeoutSeconds",
+            f"{show(assign_timeout)} is not a whole number of seconds from 10 to 3600",
+        )
+        assign_timeout = DEFAULT_ASSIGN_TIMEOUT_SECONDS
     namespace = object_name(problems, "bootstrap.namespace", bootstrap.get("namespace", "macula"))
     service = object_name(problems, "bootstrap.service", bootstrap.get("service", "macula-bootstrap"))
     port = port_number(problems, "bootstrap.port", bootstrap.get("port", DEFAULT_BOOTSTRAP_PORT))
@@ -262,6 +279,7 @@ def _parse_bootstrap(problems: Problems, value: Any, pools: tuple[PoolConfig, ..
         pool=pool_name,
         hostname=hostname,
         port=port or DEFAULT_BOOTSTRAP_PORT,
+        assign_timeout_seconds=assign_timeout,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,11 +77,27 @@ class ProgramRun:
 ASSIGNED_IP = "192.0.2.10"
 
 
+def _waited_address(command_text: str) -> str:
+    """What wait-for-service-ip.sh prints: the pinned address (--ip), else the one MetalLB chose."""
+    words = shlex.split(command_text)
+    arguments = words[words.index("wait-for-service-ip.sh") + 1 :]
+    return arguments[arguments.index("--ip") + 1] if "--ip" in arguments else ASSIGNED_IP
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ == "kubernetes:core/v1:ServicePatch":
             state["status"] = {"loadBalancer": {"ingress": [{"ip": ASSIGNED_IP}]}}
+        create = state.get("create")
+        if isinstance(create, dict):  # a secret: {signature: secret, value: ...}
+            create = create.get("value")
+        if (
+            args.typ == "command:local:Command"
+            and isinstance(create, str)
+            and "wait-for-service-ip.sh" in create
+        ):
+            state["stdout"] = _waited_address(create) + "\n"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
+from components.bootstrap_service import endpoint
 from components.dns_override import dns_fix_command, firewall_command
 from tests.program import ASSIGNED_IP, PROJECT, STACKS, ProgramRun, run_program, stack_file_config
 from tests.test_program import ADVERTISEMENT, LOCAL_COMMAND, POOL, REMOTE_COMMAND, SERVICE_PATCH
@@ -47,7 +48,29 @@ def test_kind_dev_service_becomes_a_loadbalancer_on_the_pinned_ip(kind_dev):
         "external-dns.alpha.kubernetes.io/hostname": "bootstrap.macula.local",
         "pulumi.com/patchForce": "true",
         "pulumi.com/patchFieldManager": "pulumi-macula-lan",
+        "pulumi.com/skipAwait": "true",
     }
+
+
+def test_up_waits_for_the_address_within_the_stacks_bound_and_reports_what_the_cluster_says(kind_dev):
+    # The provider's own wait would last 10 minutes and name no reason; this one is bounded and does.
+    address = kind_dev.one(LOCAL_COMMAND, "bootstrap-address")
+    create = address.inputs["create"]
+    assert create.endswith(
+        "wait-for-service-ip.sh --context kind-macula-dev --namespace macula --service macula-bootstrap "
+        "--ip 192.168.129.51 --timeout 180"
+    )
+    assert kind_dev.depends_on(address, kind_dev.one(SERVICE_PATCH))
+    longer = run_program(
+        "kind-dev", with_config("kind-dev", bootstrap={"ip": "192.168.129.51", "assignTimeoutSeconds": 600})
+    )
+    assert longer.one(LOCAL_COMMAND, "bootstrap-address").inputs["create"].endswith("--timeout 600")
+
+
+def test_an_ipv6_endpoint_has_its_address_in_brackets():
+    assert endpoint("fd00::51", 4433) == "[fd00::51]:4433/udp"
+    assert endpoint("192.168.129.51", 4433) == "192.168.129.51:4433/udp"
+    assert endpoint(None, 4433) is None
 
 
 def test_patch_takes_only_the_type_and_leaves_ports_to_the_owner(kind_dev):

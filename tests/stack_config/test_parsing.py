@@ -328,6 +328,16 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
         "dnsFix.hostKey",
         ['"SHA256:abcdef"', "ssh-keyscan"],
     ),
+    "assign timeout too short": (
+        {"bootstrap": {"assignTimeoutSeconds": 5}},
+        "bootstrap.assignTimeoutSeconds",
+        ["5", "from 10 to 3600"],
+    ),
+    "assign timeout not a number": (
+        {"bootstrap": {"assignTimeoutSeconds": "3m"}},
+        "bootstrap.assignTimeoutSeconds",
+        ['"3m"', "whole number of seconds"],
+    ),
     "DNS fix conf dir, no longer used": (
         {"dnsFix": {"host": "192.168.129.3", "user": "macula", "confDir": "/etc/dnsmasq.d"}},
         "dnsFix.confDir",
