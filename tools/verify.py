@@ -15,6 +15,11 @@ saw:
   metallb-system, with the addresses and pools the stack file gives them.
 - node-ips: no node's InternalIP lies inside a pool. MetalLB 0.14.3 would hand such an address to a
   Service (0.15 refuses the pool).
+- lb-exclusion: the nodes clearLoadBalancerExclusion names do not carry the exclusion label again
+  (kubeadm upgrades put it back); a FAIL gives the `pulumi up --replace` that takes it off again.
+- strict-arp (with strictArp): kube-proxy's configuration still has ipvs.strictARP on.
+- announced: at least one ready speaker runs on a Ready node without the exclusion label: MetalLB's
+  controller writes the Service's address whether or not anyone answers ARP for it.
 - arp: one ARP duplicate-address probe (RFC 5227, sender 0.0.0.0) for every IPv4 pool address (up to
   1024) and every node address, from the interface of this machine on the pools' network
   (tools.arp_probe); it sends nothing else. A node's MAC
@@ -60,7 +65,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError, kubectl_get
+import yaml
+
+import resource_names
+from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError, kubectl_get, kubectl_items
 from stack_config import (
     AdvertisementConfig,
     BootstrapConfig,
@@ -70,7 +78,7 @@ from stack_config import (
     StackConfig,
 )
 from stack_config.addresses import AddressError, parse_block
-from stack_config.files import decode_cli_config, read_project
+from stack_config.files import decode_cli_config, project_namespace, read_project
 from tools import arp_probe
 from tools.arguments import seconds
 
@@ -84,6 +92,8 @@ POOL_RESOURCE = "ipaddresspools.v1beta1.metallb.io"
 ADVERTISEMENT_RESOURCE = "l2advertisements.v1beta1.metallb.io"
 # Present with any value, it stops MetalLB 0.14.3's speaker on that node from announcing (not from running).
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+# The chart's speaker pods (MetalLB 0.14.3's templates/speaker.yaml).
+SPEAKER_PODS = "app.kubernetes.io/name=metallb,app.kubernetes.io/component=speaker"
 # Long enough for Linux to give up on ARP (3 probes, 1 s apart) and say so; see probe_udp.
 DEFAULT_TIMEOUT = 4.0
 
@@ -668,6 +678,8 @@ class Options:
     strict_udp: bool = False
     kubectl_timeout: float = DEFAULT_KUBECTL_TIMEOUT
     arp: bool = True
+    # The Pulumi project, for the URNs of the commands a fix runs again.
+    project: str = "macula-lan"
 
 
 def _kube_check(name: str, fetch: Callable[[], Any], judge: Callable[[Any], Check]) -> tuple[Check, Any]:
@@ -724,6 +736,90 @@ def judge_node_addresses(nodes: Any, pools: Sequence[PoolConfig]) -> Check:
         )
     count = sum(len(ips) for ips in addresses.values())
     return Check("ok", "node-ips", f"{count} node address{'es' if count != 1 else ''}, none inside a pool")
+
+
+ARP_READINESS_TYPES = ("macula:lan:ArpReadiness", "command:local:Command")
+
+
+def _replace_command(project: str, stack: str, command: str) -> str:
+    """The `pulumi up --replace` that runs one of the ArpReadiness commands again."""
+    target = resource_names.urn(f"{project}/{stack}", ARP_READINESS_TYPES, f"arp-readiness-{command}")
+    return f"pulumi up --stack {stack} --replace '{target}'"
+
+
+def judge_exclusion_label(nodes: Any, listed: Sequence[str], project: str, stack: str) -> Check:
+    """The nodes clearLoadBalancerExclusion names still lack the exclusion label: kubeadm upgrades put it
+    back, and the command that took it off never runs again by itself (pulumi-command has no read)."""
+    if not listed:
+        return Check("skip", "lb-exclusion", "no node is listed in clearLoadBalancerExclusion")
+    if nodes is None:
+        return Check("skip", "lb-exclusion", "the nodes were not read (see speakers)")
+    if isinstance(nodes, KubectlError):
+        return Check("error", "lb-exclusion", f"cannot read the nodes: {nodes}")
+    found = _items(nodes)
+    problems = []
+    for node in listed:
+        if node not in found:
+            problems.append(f"node {node} does not exist")
+        elif EXCLUDE_LB_LABEL in (_get(found[node], "metadata", "labels") or {}):
+            problems.append(
+                f"node {node} carries {EXCLUDE_LB_LABEL} again, so its speaker does not announce; take it "
+                f"off again: {_replace_command(project, stack, f'include-{node}')}"
+            )
+    if problems:
+        return Check("FAIL", "lb-exclusion", "; ".join(problems))
+    return Check("ok", "lb-exclusion", f"{', '.join(listed)}: without {EXCLUDE_LB_LABEL}")
+
+
+def judge_strict_arp(configmap: Any, project: str, stack: str) -> Check:
+    """kube-proxy's configuration still has strictARP on (the ConfigMap kubeadm writes, config.conf)."""
+    if not isinstance(configmap, dict):
+        return Check("FAIL", "strict-arp", "ConfigMap kube-system/kube-proxy not found")
+    text = (_get(configmap, "data") or {}).get("config.conf")
+    try:
+        settings = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError as error:
+        return Check("error", "strict-arp", f"kube-system/kube-proxy config.conf is not YAML: {error}")
+    strict = _get(settings, "ipvs", "strictARP") if isinstance(settings, dict) else None
+    if strict is True:
+        return Check("ok", "strict-arp", "kube-proxy's ipvs.strictARP is true")
+    return Check(
+        "FAIL",
+        "strict-arp",
+        f"kube-proxy's ipvs.strictARP is {json.dumps(strict)}: it was turned off since; turn it on again: "
+        f"{_replace_command(project, stack, 'strict-arp')}",
+    )
+
+
+def _ready(obj: Any) -> bool:
+    conditions = _get(obj, "status", "conditions") or []
+    return any(
+        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    )
+
+
+def judge_announced(pods: Sequence[Any], nodes: Any) -> Check:
+    """At least one speaker that may announce runs, ready, on a node that is Ready: MetalLB's controller
+    writes the Service's address whether or not anyone answers ARP for it."""
+    if nodes is None or isinstance(nodes, KubectlError):
+        return Check("skip", "announced", "the nodes were not read (see speakers)")
+    found = _items(nodes)
+    able = []
+    for pod in pods:
+        node = found.get(_get(pod, "spec", "nodeName") or "")
+        if node is None or not _ready(pod) or not _ready(node):
+            continue
+        if EXCLUDE_LB_LABEL in (_get(node, "metadata", "labels") or {}):
+            continue
+        able.append(_get(node, "metadata", "name"))
+    if not able:
+        return Check(
+            "FAIL",
+            "announced",
+            "no ready speaker runs on a Ready node without "
+            f"{EXCLUDE_LB_LABEL}: the Service has its address, but nobody answers ARP for it",
+        )
+    return Check("ok", "announced", f"speakers that may announce run on {', '.join(sorted(able))}")
 
 
 # At most this many pool addresses are probed: enough for the pools of a LAN, few enough to stay quick.
@@ -796,6 +892,7 @@ def judge_arp(
 def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
     """Every check in order, each as soon as it is done."""
     kubectl = Kubectl(config.kube_context, config.kubeconfig, options.kubectl_timeout)
+    project = options.project
     yield _kube_check(
         "controller",
         lambda: kubectl_get(kubectl, "deployments.v1.apps", METALLB_NAMESPACE, CONTROLLER),
@@ -819,6 +916,18 @@ def iter_checks(config: StackConfig, options: Options) -> Iterator[Check]:
         lambda listing: judge_advertisements(listing, config.advertisements, config.pools),
     )[0]
     yield judge_node_addresses(nodes, config.pools)
+    yield judge_exclusion_label(nodes, config.clear_lb_exclusion, project, config.stack)
+    if config.strict_arp:
+        yield _kube_check(
+            "strict-arp",
+            lambda: kubectl_get(kubectl, "configmaps", "kube-system", "kube-proxy"),
+            lambda found: judge_strict_arp(found, project, config.stack),
+        )[0]
+    yield _kube_check(
+        "announced",
+        lambda: kubectl_items(kubectl, ["pods"], namespace=METALLB_NAMESPACE, selector=SPEAKER_PODS),
+        lambda pods: judge_announced(pods, nodes),
+    )[0]
     yield from _bootstrap_checks(config, options, kubectl)
     yield (
         _arp_check(config, nodes, options.timeout)
@@ -1000,7 +1109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"verify: {error}", file=sys.stderr)
         return 2
     print(f"verify stack {config.stack}: context {config.kube_context}")
-    options = Options(args.resolver, args.timeout, args.strict_udp, args.kubectl_timeout, not args.no_arp)
+    options = Options(
+        args.resolver,
+        args.timeout,
+        args.strict_udp,
+        args.kubectl_timeout,
+        not args.no_arp,
+        project_namespace(args.project_dir),
+    )
     checks = []
     for check in iter_checks(config, options):
         print(check.line(), flush=True)

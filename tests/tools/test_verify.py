@@ -729,6 +729,7 @@ HEALTHY = {
     "l2advertisements.v1beta1.metallb.io": "l2advertisements.json",
     "services/macula-bootstrap": "service-macula-bootstrap.loadbalancer.json",
     "nodes": "nodes.json",
+    "pods": "pods-metallb-speaker.json",
 }
 BROKEN = {
     "deployments.v1.apps/metallb-controller": "deployment-metallb-controller.not-ready.json",
@@ -737,6 +738,7 @@ BROKEN = {
     "l2advertisements.v1beta1.metallb.io": "l2advertisements.empty.json",
     "services/macula-bootstrap": "service-macula-bootstrap.pending.json",
     "nodes": "nodes.excluded.json",
+    "pods": "pods-metallb-speaker.json",
 }
 
 
@@ -810,6 +812,9 @@ def test_healthy_stack(tmp_path, lan):
         "ok    pools           lan-pool (192.168.129.50-192.168.129.60)",
         "ok    advertisements  lan-advertisement (pools: lan-pool)",
         "ok    node-ips        1 node address, none inside a pool",
+        "ok    lb-exclusion    macula-dev-control-plane: without "
+        "node.kubernetes.io/exclude-from-external-load-balancers",
+        "ok    announced       speakers that may announce run on macula-dev-control-plane",
         "ok    service         macula/macula-bootstrap: LoadBalancer, external IP 192.168.129.51",
         "ok    dns             bootstrap.macula.local → 192.168.129.51 (asked 127.0.0.1:53)",
         f"ok    udp             192.168.129.51:{udp_port}/udp: a 1200-byte reply: "
@@ -821,7 +826,7 @@ def test_healthy_stack(tmp_path, lan):
     assert result.returncode == 0
     # Every call went to the stack's context, never to whatever the kubeconfig has selected.
     assert all(call[:2] == ["--context", "kind-macula-dev"] for call in calls(kubectl_dir))
-    assert len(calls(kubectl_dir)) == 6
+    assert len(calls(kubectl_dir)) == 7
     assert calls(kubectl_dir)[2][2:] == ["get", "nodes", "-o", "json", "--request-timeout=20s"]
 
 
@@ -840,17 +845,27 @@ def test_broken_stack_names_every_failing_check(tmp_path, lan):
     )  # fmt: skip
     lines = result.stdout.splitlines()
     assert lines[0] == "verify stack lan: context kind-macula-dev"
-    assert [line[:22] for line in lines[1:10]] == [
+    assert [line[:22] for line in lines[1:12]] == [
         "FAIL  controller      ",
         "FAIL  speakers        ",
         "FAIL  pools           ",
         "FAIL  advertisements  ",
         "ok    node-ips        ",
+        "FAIL  lb-exclusion    ",
+        "FAIL  announced       ",
         "FAIL  service         ",
         "FAIL  dns             ",
         "FAIL  udp             ",
         "skip  arp             ",
     ]
+    # The label kubeadm put back, and the command that takes it off again.
+    assert lines[6].endswith(
+        "node macula-dev-control-plane carries node.kubernetes.io/exclude-from-external-load-balancers "
+        "again, so its speaker does not announce; take it off again: pulumi up --stack lan --replace "
+        "'urn:pulumi:lan::macula-lan::macula:lan:ArpReadiness$command:local:Command::arp-readiness-include-"
+        "macula-dev-control-plane'"
+    )
+    assert "nobody answers ARP for it" in lines[7]
     assert lines[1].endswith("0/1 ready; not every replica is ready")
     assert lines[2] == (
         "FAIL  speakers        metallb-system/metallb-speaker: 0/1 ready; not every speaker is ready; every "
@@ -860,14 +875,14 @@ def test_broken_stack_names_every_failing_check(tmp_path, lan):
     )
     assert lines[3].endswith("IPAddressPool lan-pool is missing (none present)")
     assert lines[4].endswith("L2Advertisement lan-advertisement is missing (none present)")
-    assert "external IP <pending>; no external IP yet (pending)" in lines[6]
-    assert "override.macula.local → 127.0.0.2, expected 192.168.129.51 (asked 127.0.0.1:53)" in lines[7]
-    assert f"192.168.129.51:{closed_port}/udp: ICMP port unreachable" in lines[8]
-    assert lines[10] == (
-        "FAIL  7 of 9 checks failed for stack lan: "
-        "controller, speakers, pools, advertisements, service, dns, udp"
+    assert "external IP <pending>; no external IP yet (pending)" in lines[8]
+    assert "override.macula.local → 127.0.0.2, expected 192.168.129.51 (asked 127.0.0.1:53)" in lines[9]
+    assert f"192.168.129.51:{closed_port}/udp: ICMP port unreachable" in lines[10]
+    assert lines[12] == (
+        "FAIL  9 of 11 checks failed for stack lan: "
+        "controller, speakers, pools, advertisements, lb-exclusion, announced, service, dns, udp"
     )
-    assert len(lines) == 11
+    assert len(lines) == 13
     assert result.returncode == 1
 
 
@@ -888,6 +903,8 @@ def test_stack_without_bootstrap_skips_the_bootstrap_checks(tmp_path):
         "ok    pools           lan-pool (192.168.129.70-192.168.129.80)",
         "ok    advertisements  lan-advertisement (pools: lan-pool)",
         "ok    node-ips        1 node address, none inside a pool",
+        "skip  lb-exclusion    no node is listed in clearLoadBalancerExclusion",
+        "ok    announced       speakers that may announce run on macula-dev-control-plane",
         "skip  service         bootstrap is not configured for this stack",
         "skip  dns             bootstrap is not configured for this stack",
         "skip  udp             bootstrap is not configured for this stack",
@@ -936,7 +953,8 @@ def test_unreachable_cluster_fails_every_kubernetes_check(tmp_path):
         for name in ("controller", "speakers", "pools", "advertisements")
     ]
     assert lines[-1] == (
-        "error 4 of 9 checks could not be made for stack beam00: controller, speakers, pools, advertisements"
+        "error 5 of 11 checks could not be made for stack beam00: controller, speakers, pools, "
+        "advertisements, announced"
     )
     # 2, not 1: an unreachable cluster is no failed check, and may hide one.
     assert result.returncode == 2
@@ -1077,3 +1095,49 @@ def test_arp_that_cannot_be_sent_is_a_skip_that_says_why():
     )
     elsewhere = arp_probe.NoInterfaceError("no interface of this host is on the network of 192.168.129.50")
     assert verify.judge_arp(elsewhere, POOL, [], {}).status == "skip"
+
+
+# --- what Pulumi cannot see: the label, strictARP, who announces ------------------------------------------
+
+KUBE_PROXY = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+ipvs:
+  strictARP: {strict}
+"""
+
+
+def kube_proxy(strict: str) -> dict[str, Any]:
+    """kube-system/kube-proxy as kubeadm writes it (config.conf holds the KubeProxyConfiguration)."""
+    return {"kind": "ConfigMap", "data": {"config.conf": KUBE_PROXY.format(strict=strict)}}
+
+
+def test_strict_arp_turned_off_since_fails_with_the_command_that_turns_it_on():
+    assert verify.judge_strict_arp(kube_proxy("true"), "macula-lan", "beam00").status == "ok"
+    check = verify.judge_strict_arp(kube_proxy("false"), "macula-lan", "beam00")
+    assert check.status == "FAIL"
+    assert check.detail.endswith(
+        "pulumi up --stack beam00 --replace "
+        "'urn:pulumi:beam00::macula-lan::macula:lan:ArpReadiness$command:local:Command::arp-readiness-strict-arp'"
+    )
+    assert verify.judge_strict_arp(None, "macula-lan", "beam00").status == "FAIL"
+
+
+def test_a_listed_node_that_is_gone_is_named():
+    check = verify.judge_exclusion_label(recorded("nodes.json"), ["beam00-worker-7"], "macula-lan", "beam00")
+    assert check == Check("FAIL", "lb-exclusion", "node beam00-worker-7 does not exist")
+
+
+def test_nobody_announces_when_the_only_speaker_is_not_ready_or_its_node_is_not():
+    pods = recorded("pods-metallb-speaker.json")["items"]
+    nodes = recorded("nodes.json")
+    assert verify.judge_announced(pods, nodes).status == "ok"
+    not_ready = json.loads(json.dumps(pods))
+    not_ready[0]["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    assert verify.judge_announced(not_ready, nodes).status == "FAIL"
+    node_down = json.loads(json.dumps(nodes))
+    for condition in node_down["items"][0]["status"]["conditions"]:
+        if condition["type"] == "Ready":
+            condition["status"] = "Unknown"
+    assert verify.judge_announced(pods, node_down).detail.startswith("no ready speaker runs on a Ready node")
