@@ -45,9 +45,9 @@ plan: setup
 survey: setup
 	$(BIN)/python -m tools.survey --stack $(STACK)
 
-# make verify STACK=kind-dev VERIFY_ARGS="--resolver 192.168.129.3"
+# make verify STACK=kind-dev VERIFY_ARGS="--resolver 192.168.129.3"; without STACK, every stack in one table.
 verify: setup
-	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
+	$(BIN)/python -m tools.verify $(if $(filter command line environment,$(origin STACK)),--stack $(STACK),--all) $(VERIFY_ARGS)
 
 STACKS ?=
 

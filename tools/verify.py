@@ -1,52 +1,16 @@
 """Check one stack end to end, as the runbook's "Verify MetalLB Status" and "Testing Accessibility" do.
 
     python -m tools.verify --stack kind-dev [--resolver IP[:PORT]] [--timeout S] [--strict-udp] [--no-arp]
+    python -m tools.verify --all [--json]
 
 It prints one line per check, `ok`, `FAIL`, `warn`, `skip` or `error`, then the check's name and what it
-saw:
+saw. What each check looks at, and what a UDP probe can and cannot prove, is written once, in the README's
+"Verification" section. Exit status: 0 no check failed (warnings and skips allowed), 1 a check failed,
+2 a check could not be made (`error`) or the stack cannot be read, which outranks a failure: a check not
+made may hide one.
 
-- controller: Deployment metallb-system/metallb-controller has every replica ready (at least one) and its
-  status describes the current spec (observedGeneration).
-- speakers: DaemonSet metallb-system/metallb-speaker is scheduled on at least one node and ready on every
-  node it is scheduled on, and not every node carries node.kubernetes.io/exclude-from-external-load-balancers:
-  MetalLB 0.14.3 runs a speaker on such a node but never announces from it. Nodes that cannot be read
-  (they are cluster-scoped, which a namespaced user may not list) make an otherwise good line a warning.
-- pools, advertisements: the stack's IPAddressPools and L2Advertisements (metallb.io/v1beta1) exist in
-  metallb-system, with the addresses and pools the stack file gives them.
-- node-ips: no node's InternalIP lies inside a pool. MetalLB 0.14.3 would hand such an address to a
-  Service (0.15 refuses the pool).
-- lb-exclusion: the nodes clearLoadBalancerExclusion names do not carry the exclusion label again
-  (kubeadm upgrades put it back); a FAIL gives the `pulumi up --replace` that takes it off again.
-- strict-arp (with strictArp): kube-proxy's configuration still has ipvs.strictARP on.
-- announced: at least one ready speaker runs on a Ready node without the exclusion label: MetalLB's
-  controller writes the Service's address whether or not anyone answers ARP for it.
-- arp: one ARP duplicate-address probe (RFC 5227, sender 0.0.0.0) for every IPv4 pool address (up to
-  1024) and every node address, from the interface of this machine on the pools' network
-  (tools.arp_probe); it sends nothing else. A node's MAC
-  answering (a speaker announcing a Service's address) is right; any other MAC is another device on that
-  address, an address conflict (FAIL). `skip` without CAP_NET_RAW, off the LAN, or with `--no-arp`.
-- service: the bootstrap Service is type LoadBalancer, serves the bootstrap UDP port, and carries the
-  pinned IP in `.status.loadBalancer.ingress` (or, when no IP is pinned, an IP of the stack's pools).
-- dns: the bootstrap hostname resolves to that IP, and to nothing else, through the chosen resolver
-  (`--resolver`, else the first nameserver of /etc/resolv.conf, the server `dig` asks). It sends a real
-  DNS query over UDP, like `dig`, so /etc/hosts plays no part.
-- udp: a datagram to IP:port. What a UDP probe can prove is limited, and the line says which case it saw:
-  a reply proves the port is reachable and something answers (ok). An ICMP port-unreachable proves the
-  host is up but nothing listens on the port, or a firewall rejects the datagram (FAIL). "No route to
-  host" means the address cannot be reached from here; on the same LAN that is what an address nobody
-  answers ARP for looks like, which Linux reports about 3 s after the datagram (FAIL). Silence proves
-  nothing: the port may be open (QUIC servers drop datagrams they cannot parse) or a firewall may drop
-  the datagram. `nc -zvu` reports silence as "succeeded"; this command reports it as `warn …
-  inconclusive`, which does not fail the run unless `--strict-udp` is given. To make a reply likely, the
-  datagram is a QUIC packet of a reserved version (RFC 9000 sections 6 and 15), which a QUIC server
-  SHOULD answer with a Version Negotiation packet.
-
-The run exits 0 when no check failed (warnings and skips allowed), 1 when any did, naming every failing
-check on the last line, and 2 when a check could not be made (`error`: kubectl or the resolver could not
-be asked, the ARP probe could not run) or the stack cannot be read, which outranks a failure: a check not
-made may hide one. Kubernetes is read through `kubectl get -o
-json` only (`kubectl_get`); every judgement is a pure function of the parsed JSON, so the tests run
-them against recorded API responses.
+Kubernetes is read through `kubectl get -o json` only (`kubectl_get`); every judgement is a pure function of
+what was read, so the tests run them against recorded API responses.
 """
 
 from __future__ import annotations
@@ -1067,7 +1031,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Exit status: 0 no check failed (warnings allowed), 1 a check failed, "
         "2 a check could not be made or the stack cannot be read.",
     )
-    parser.add_argument("--stack", required=True, help="the stack to check, as in Pulumi.<stack>.yaml")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="the stack to check, as in Pulumi.<stack>.yaml")
+    which.add_argument("--all", action="store_true", help="check every stack; print one table of the fleet")
+    parser.add_argument("--json", action="store_true", help="with --all: print the fleet's status as JSON")
     parser.add_argument(
         "--resolver",
         metavar="IP[:PORT]",
@@ -1102,13 +1069,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.json and not args.all:
+        parser.error("--json goes with --all")
 
-    try:
-        config = read_stack_config(args.project_dir, args.stack, args.pulumi)
-    except ConfigError as error:
-        print(f"verify: {error}", file=sys.stderr)
-        return 2
-    print(f"verify stack {config.stack}: context {config.kube_context}")
     options = Options(
         args.resolver,
         args.timeout,
@@ -1117,6 +1080,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         not args.no_arp,
         project_namespace(args.project_dir),
     )
+    if args.all:
+        from tools import fleet_status  # noqa: PLC0415 - it builds on this module
+
+        statuses = fleet_status.fleet_status(args.project_dir, args.pulumi, options)
+        print(fleet_status.status_json(statuses) if args.json else fleet_status.render_table(statuses))
+        return fleet_status.exit_code(statuses)
+    try:
+        config = read_stack_config(args.project_dir, args.stack, args.pulumi)
+    except ConfigError as error:
+        print(f"verify: {error}", file=sys.stderr)
+        return 2
+    print(f"verify stack {config.stack}: context {config.kube_context}")
     checks = []
     for check in iter_checks(config, options):
         print(check.line(), flush=True)

@@ -1,0 +1,72 @@
+"""tools.fleet_status: every stack in one table (python -m tools.verify --all), with a stand-in kubectl that
+answers from the recorded API responses for every context."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.tools.test_verify import HEALTHY, recorded, run_verify, serve
+from tools import fleet_status
+
+
+def test_the_version_running_is_the_controller_images_tag():
+    assert fleet_status.metallb_version(recorded("deployment-metallb-controller.ready.json")) == "v0.14.3"
+    assert fleet_status.metallb_version(None) is None
+
+
+def test_all_prints_one_row_per_stack_with_version_pool_usage_pinned_ips_and_verdicts(tmp_path: Path):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    serve(kubectl_dir, {**HEALTHY, "services": "services.json"}, lambda text: text)
+
+    result = run_verify(kubectl_dir, "--all", "--resolver", "127.0.0.1:9", "--timeout", "0.5")
+
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "stack",
+        "context",
+        "metallb",
+        "pools",
+        "(in",
+        "use/total)",
+        "pinned",
+        "result",
+        "checks",
+    ]
+    kind_dev = next(line for line in lines if line.startswith("kind-dev"))
+    assert "kind-macula-dev" in kind_dev and "v0.14.3" in kind_dev
+    assert "lan-pool 1/11" in kind_dev and "192.168.129.51" in kind_dev
+    beam00 = next(line for line in lines if line.startswith("beam00"))
+    # The recorded pool is kind-dev's, so beam00's pools check fails; and its range holds no Service.
+    assert "lan-pool 0/11" in beam00 and "FAIL pools" in beam00
+    assert result.returncode == 2  # kind-dev's resolver does not answer: a check could not be made
+
+
+def test_an_unreachable_cluster_is_one_error_row_and_json_says_the_same(tmp_path: Path):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    serve(kubectl_dir, HEALTHY)
+    refused = (
+        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+    )
+    (kubectl_dir / "objects.json").write_text(json.dumps({"error": refused}))
+
+    table = run_verify(kubectl_dir, "--all")
+    data = json.loads(run_verify(kubectl_dir, "--all", "--json").stdout)
+
+    assert table.returncode == 2
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["beam00", "beam01", "kind-dev"]
+    assert all(f"cannot read the cluster: {refused}" in line for line in table.stdout.splitlines()[1:])
+    assert [(row["stack"], row["exit"], row["checks"]) for row in data] == [
+        ("beam00", 2, []),
+        ("beam01", 2, []),
+        ("kind-dev", 2, []),
+    ]
+    assert data[0]["error"] == f"cannot read the cluster: {refused}"
+
+
+def test_json_goes_with_all_only(tmp_path: Path):
+    result = run_verify(tmp_path, "--stack", "beam00", "--json")
+    assert result.returncode == 2
+    assert "--json goes with --all" in result.stderr

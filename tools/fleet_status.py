@@ -1,0 +1,143 @@
+"""The fleet's status: every stack checked as tools.verify checks one, in one table or as JSON.
+
+    python -m tools.verify --all [--json]          (make verify, with no STACK)
+
+Per stack: its context, the MetalLB version its controller runs, each pool with the addresses LoadBalancer
+Services hold in it and its size, the pinned IPs, and each check's verdict. A stack whose cluster cannot be
+reached, or whose file cannot be read, is one `error` row; the others are still checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kube_client import Kubectl, KubectlError, kubectl_get, kubectl_items
+from project_files import stack_names
+from stack_config import ConfigError, PoolConfig, StackConfig
+from tools import verify
+
+
+@dataclass
+class StackStatus:
+    stack: str
+    context: str = ""
+    metallb: str | None = None
+    pools: list[dict[str, Any]] = field(default_factory=list)
+    pinned: list[str] = field(default_factory=list)
+    checks: list[verify.Check] = field(default_factory=list)
+    # Why the stack could not be checked at all.
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return 2
+        return verify.summary(self.stack, self.checks)[1]
+
+
+def metallb_version(deployment: Any) -> str | None:
+    """The tag of the controller's image: the MetalLB version the cluster runs."""
+    containers = verify._get(deployment, "spec", "template", "spec", "containers") or []
+    for container in containers:
+        image = container.get("image", "") if isinstance(container, dict) else ""
+        if container.get("name") == "controller" and ":" in image:
+            return str(image.rsplit(":", 1)[1])
+    return None
+
+
+def pool_usage(pools: Sequence[PoolConfig], services: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each pool's addresses held by LoadBalancer Services (status.loadBalancer.ingress), and its size."""
+    held = [ip for service in services for ip in verify.service_ips(service)]
+    return [
+        {"name": pool.name, "in_use": sum(1 for ip in held if pool.contains(ip)), "total": pool.size}
+        for pool in pools
+    ]
+
+
+def stack_status(config: StackConfig, options: verify.Options) -> StackStatus:
+    status = StackStatus(config.stack, config.kube_context)
+    status.pinned = [str(config.bootstrap.ip)] if config.bootstrap and config.bootstrap.ip else []
+    kubectl = Kubectl(config.kube_context, config.kubeconfig, options.kubectl_timeout)
+    try:
+        deployment = kubectl_get(kubectl, "deployments.v1.apps", verify.METALLB_NAMESPACE, verify.CONTROLLER)
+        services = kubectl_items(kubectl, ["services"], all_namespaces=True)
+    except KubectlError as error:
+        status.error = f"cannot read the cluster: {error}"
+        return status
+    status.metallb = metallb_version(deployment)
+    status.pools = pool_usage(config.pools, services)
+    status.checks = list(verify.iter_checks(config, options))
+    return status
+
+
+def fleet_status(project_dir: Path, pulumi: str, options: verify.Options) -> list[StackStatus]:
+    statuses = []
+    for stack in stack_names(project_dir):
+        try:
+            config = verify.read_stack_config(project_dir, stack, pulumi)
+        except ConfigError as error:
+            statuses.append(StackStatus(stack, error=str(error)))
+            continue
+        statuses.append(stack_status(config, options))
+    return statuses
+
+
+def _verdicts(status: StackStatus) -> str:
+    if status.error is not None:
+        return status.error
+    failing = [f"{check.status} {check.name}" for check in status.checks if check.status in ("FAIL", "error")]
+    ok = sum(1 for check in status.checks if check.status == "ok")
+    return ", ".join([f"ok {ok}", *failing])
+
+
+def render_table(statuses: Sequence[StackStatus]) -> str:
+    rows = [("stack", "context", "metallb", "pools (in use/total)", "pinned", "result", "checks")]
+    for status in statuses:
+        result = "error" if status.exit_code == 2 else "FAIL" if status.exit_code == 1 else "ok"
+        pools = ", ".join(f"{pool['name']} {pool['in_use']}/{pool['total']}" for pool in status.pools)
+        rows.append(
+            (
+                status.stack,
+                status.context or "-",
+                status.metallb or "-",
+                pools or "-",
+                ", ".join(status.pinned) or "-",
+                result,
+                _verdicts(status),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
+        ).rstrip()
+        for row in rows
+    )
+
+
+def status_json(statuses: Sequence[StackStatus]) -> str:
+    return json.dumps(
+        [
+            {
+                "stack": status.stack,
+                "context": status.context,
+                "metallb": status.metallb,
+                "pools": status.pools,
+                "pinned": status.pinned,
+                "exit": status.exit_code,
+                "error": status.error,
+                "checks": [{"status": c.status, "name": c.name, "detail": c.detail} for c in status.checks],
+            }
+            for status in statuses
+        ],
+        indent=2,
+    )
+
+
+def exit_code(statuses: Sequence[StackStatus]) -> int:
+    codes = {status.exit_code for status in statuses}
+    return 2 if 2 in codes else 1 if 1 in codes else 0
