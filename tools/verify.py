@@ -23,12 +23,19 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import yaml
 
 import resource_names
@@ -282,25 +289,17 @@ def judge_service(
     return Check("ok", "service", detail)
 
 
-# --- DNS: a small stub resolver over UDP -------------------------------------------------------------
+# --- DNS: one query, as dig makes it, through dnspython -----------------------------------------------
 
 DNS_PORT = 53
-QTYPE_A = 1
-QTYPE_CNAME = 5
-QTYPE_AAAA = 28
-QCLASS_IN = 1
-RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
-_FLAG_RESPONSE = 0x8000
-_FLAG_TRUNCATED = 0x0200
-_FLAG_RECURSION_DESIRED = 0x0100
+QTYPE_A = int(dns.rdatatype.A)
+QTYPE_AAAA = int(dns.rdatatype.AAAA)
+# CNAME chains longer than this are a loop, as resolvers treat them.
+MAX_CNAMES = 16
 
 
 class DnsError(Exception):
-    """A malformed DNS message."""
-
-
-class _NotOurAnswerError(Exception):
-    """A datagram that does not answer our query (another ID or question): ignored, as resolvers do."""
+    """A DNS message dnspython could not read."""
 
 
 @dataclass(frozen=True)
@@ -313,135 +312,56 @@ class DnsAnswer:
 
     @property
     def rcode_name(self) -> str:
-        return RCODE_NAMES.get(self.rcode, f"RCODE {self.rcode}")
+        return str(dns.rcode.to_text(dns.rcode.Rcode(self.rcode)))
 
 
-def encode_name(name: str) -> bytes:
-    labels = name.rstrip(".").split(".")
-    encoded = b""
-    for label in labels:
-        raw = label.encode("ascii")
-        if not 1 <= len(raw) <= 63:
-            raise DnsError(f"{name!r}: every label needs 1 to 63 characters")
-        encoded += bytes([len(raw)]) + raw
-    encoded += b"\x00"
-    if len(encoded) > 255:
-        raise DnsError(f"{name!r} is longer than 255 octets")
-    return encoded
-
-
-def build_query(query_id: int, name: str, qtype: int = QTYPE_A) -> bytes:
-    """A standard query with recursion desired: header, one question, nothing else (RFC 1035 4.1)."""
-    header = struct.pack("!HHHHHH", query_id, _FLAG_RECURSION_DESIRED, 1, 0, 0, 0)
-    return header + encode_name(name) + struct.pack("!HH", qtype, QCLASS_IN)
-
-
-def read_name(message: bytes, offset: int) -> tuple[str, int]:
-    """The name at `offset`, following compression pointers (RFC 1035 4.1.4), and the offset after it."""
-    labels: list[str] = []
-    position, end, jumps, length_so_far = offset, None, 0, 0
-    while True:
-        if position >= len(message):
-            raise DnsError("a name runs past the end of the message")
-        length = message[position]
-        if length & 0xC0 == 0xC0:
-            if position + 1 >= len(message):
-                raise DnsError("a compression pointer runs past the end of the message")
-            if end is None:
-                end = position + 2
-            jumps += 1
-            if jumps > 127:
-                raise DnsError("compression pointers loop")
-            position = ((length & 0x3F) << 8) | message[position + 1]
-            continue
-        if length & 0xC0:
-            raise DnsError(f"unknown label type 0x{length & 0xC0:02x}")
-        position += 1
-        if length == 0:
+def answer_of(response: dns.message.Message, name: str, qtype: int) -> DnsAnswer:
+    """The addresses a response gives for `name`, following its CNAMEs."""
+    current = dns.name.from_text(name)
+    cnames: list[str] = []
+    for _ in range(MAX_CNAMES):
+        alias = response.get_rrset(response.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if alias is None:
             break
-        if position + length > len(message):
-            raise DnsError("a label runs past the end of the message")
-        length_so_far += length + 1
-        if length_so_far > 255:
-            raise DnsError("a name is longer than 255 octets")
-        labels.append(message[position : position + length].decode("ascii", "replace"))
-        position += length
-    return ".".join(labels), (end if end is not None else position)
-
-
-def parse_response(message: bytes, query_id: int, name: str, qtype: int = QTYPE_A) -> DnsAnswer:
-    """The addresses `message` gives for `name`, following CNAMEs. Raises DnsError if it is malformed."""
-    if len(message) < 12:
-        raise DnsError(f"a {len(message)}-byte message is shorter than a DNS header")
-    answer_id, flags, questions, answers, _, _ = struct.unpack("!HHHHHH", message[:12])
-    if answer_id != query_id or not flags & _FLAG_RESPONSE:
-        raise _NotOurAnswerError
-    position = 12
-    for _ in range(questions):
-        asked, position = read_name(message, position)
-        if position + 4 > len(message):
-            raise DnsError("the question runs past the end of the message")
-        asked_type, _ = struct.unpack("!HH", message[position : position + 4])
-        position += 4
-        if asked.lower() != name.rstrip(".").lower() or asked_type != qtype:
-            raise _NotOurAnswerError
-    records: list[tuple[str, int, int, bytes | str]] = []
-    for _ in range(answers):
-        owner, position = read_name(message, position)
-        if position + 10 > len(message):
-            raise DnsError("a resource record runs past the end of the message")
-        rtype, rclass, _, rdlength = struct.unpack("!HHIH", message[position : position + 10])
-        position += 10
-        if position + rdlength > len(message):
-            raise DnsError("a record's data runs past the end of the message")
-        data: bytes | str = message[position : position + rdlength]
-        if rtype == QTYPE_CNAME:
-            data = read_name(message, position)[0]
-        records.append((owner.lower(), rtype, rclass, data))
-        position += rdlength
-    current, cnames = name.rstrip(".").lower(), []
-    for _ in range(16):
-        target = next((d for o, t, _, d in records if o == current and t == QTYPE_CNAME), None)
-        if not isinstance(target, str):
-            break
-        cnames.append(target)
-        current = target.lower()
-    owners = {name.rstrip(".").lower(), *(c.lower() for c in cnames)}
-    size = 4 if qtype == QTYPE_A else 16
+        current = alias[0].target
+        cnames.append(current.to_text(omit_final_dot=True))
+    owners = {dns.name.from_text(name), *(dns.name.from_text(cname) for cname in cnames)}
     addresses = tuple(
-        ipaddress.ip_address(data)
-        for owner, rtype, rclass, data in records
-        if owner in owners
-        and rtype == qtype
-        and rclass == QCLASS_IN
-        and isinstance(data, bytes)
-        and len(data) == size
+        ipaddress.ip_address(record.address)
+        for rrset in response.answer
+        if rrset.name in owners and rrset.rdtype == qtype and rrset.rdclass == dns.rdataclass.IN
+        for record in rrset
     )
-    return DnsAnswer(flags & 0x000F, addresses, tuple(cnames), bool(flags & _FLAG_TRUNCATED))
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    truncated = bool(response.flags & dns.flags.TC)
+    return DnsAnswer(int(response.rcode()), addresses, tuple(cnames), truncated)
 
 
 def resolve(name: str, server: tuple[str, int], timeout: float, qtype: int = QTYPE_A) -> DnsAnswer:
-    """Ask `server` for `name` over UDP. Raises TimeoutError, ConnectionRefusedError or DnsError."""
-    query_id = secrets.randbits(16)
-    with socket.socket(_family(server[0]), socket.SOCK_DGRAM) as sock:
-        # Connected, so only the server's datagrams arrive and its ICMP errors surface as exceptions.
+    """Ask `server` for `name` over UDP, recursion desired, as dig does. Raises TimeoutError,
+    ConnectionRefusedError (nothing listens there) or DnsError."""
+    family = socket.AF_INET6 if ipaddress.ip_address(server[0]).version == 6 else socket.AF_INET
+    query = dns.message.make_query(name, dns.rdatatype.RdataType(qtype))
+    # Connected, so the server's ICMP "port unreachable" surfaces as ConnectionRefusedError.
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.connect(server)
-        sock.send(build_query(query_id, name, qtype))
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            sock.settimeout(remaining)
-            message = sock.recv(65535)
-            try:
-                return parse_response(message, query_id, name, qtype)
-            except _NotOurAnswerError:
-                continue
+        # dnspython waits on the sockets it is given with select(): they must not block. A datagram that
+        # answers another query (another ID or question) is ignored, as resolvers do (ignore_errors).
+        sock.setblocking(False)
+        try:
+            response = dns.query.udp(
+                query,
+                server[0],
+                timeout=timeout,
+                port=server[1],
+                sock=sock,
+                ignore_unexpected=True,
+                ignore_errors=True,
+            )
+        except dns.exception.Timeout:
+            raise TimeoutError from None
+        except dns.exception.DNSException as error:
+            raise DnsError(str(error) or type(error).__name__) from None
+    return answer_of(response, name, qtype)
 
 
 def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
