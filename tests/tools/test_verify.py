@@ -431,10 +431,7 @@ def test_a_cname_chain_that_ends_elsewhere_fails(dnsmasq):
     check = verify.judge_dns("elsewhere.macula.local", "r", [PINNED], answer, 2)
 
     assert check.status == "FAIL"
-    assert (
-        "elsewhere.macula.local → 127.0.0.2 via stub.macula.local, expected 192.168.129.51"
-        in check.detail
-    )
+    assert "elsewhere.macula.local → 127.0.0.2 via stub.macula.local, expected 192.168.129.51" in check.detail
 
 
 def test_a_stale_answer_beside_the_right_one_fails(dnsmasq):
