@@ -572,14 +572,14 @@ fi
 # --- Asking dnsmasq -------------------------------------------------------------------------------------
 
 # Prints dnsmasq's answer for the name as "STATUS ANSWER..." (NOERROR, NXDOMAIN, ...; its A and AAAA
-# addresses, and a CNAME's target names, which end in "."). When dnsmasq does not reply it prints dig's
-# words and fails.
+# addresses, and a CNAME's target names, which end in "."), read from dig's stdout only. When dnsmasq does
+# not reply it prints dig's words (both streams, for the message) and fails.
 ask_dnsmasq() {
   local type output replies=""
   for type in A AAAA; do
     if ! output=$("$dig" +noall +comments +answer +time=2 +tries=1 -p "$dns_port" "@$server" "$name" \
-      "$type" 2>&1); then
-      printf '%s\n' "$output"
+      "$type" 2>"$work/dig.err"); then
+      printf '%s\n' "$output" "$(cat -- "$work/dig.err")"
       return 1
     fi
     replies+=$output$'\n'
@@ -625,6 +625,7 @@ in_words() {
   if [[ $1 == *" "* ]]; then printf '%s' "${1#* }"; else printf 'no address (%s)' "$1"; fi
 }
 : >"$work/stubs"
+# The exit status is the verdict; dnsmasq reports why on stderr only, which is kept for the message.
 config_test() { priv "$dnsmasq_bin" "${cmdline[@]:1}" --test 2>&1; }
 
 if ! output=$(config_test); then
