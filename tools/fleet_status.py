@@ -18,6 +18,7 @@ from typing import Any
 from kube_client import Kubectl, KubectlError, kubectl_get, kubectl_items
 from project_files import stack_names
 from stack_config import ConfigError, PoolConfig, StackConfig
+from stack_config.files import read_project
 from tools import verify
 
 
@@ -75,10 +76,15 @@ def stack_status(config: StackConfig, options: verify.Options) -> StackStatus:
 
 
 def fleet_status(project_dir: Path, pulumi: str, options: verify.Options) -> list[StackStatus]:
+    # Pulumi.yaml and every stack file, read once for all the stacks.
+    try:
+        project = read_project(project_dir)
+    except ConfigError as error:
+        return [StackStatus(stack, error=str(error)) for stack in stack_names(project_dir)]
     statuses = []
-    for stack in stack_names(project_dir):
+    for stack in project.stacks:
         try:
-            config = verify.read_stack_config(project_dir, stack, pulumi)
+            config = verify.read_stack_config(project_dir, stack, pulumi, project)
         except ConfigError as error:
             statuses.append(StackStatus(stack, error=str(error)))
             continue

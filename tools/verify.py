@@ -49,7 +49,7 @@ from stack_config import (
     StackConfig,
 )
 from stack_config.addresses import AddressError, parse_block
-from stack_config.files import decode_cli_config, project_namespace, read_project
+from stack_config.files import Project, decode_cli_config, project_namespace, read_project
 from tools import arp_probe
 from tools.arguments import seconds
 
@@ -917,11 +917,13 @@ def _server_argument(text: str) -> tuple[str, int]:
 UNNEEDED_SECRETS = frozenset({"sshPrivateKey"})
 
 
-def read_stack_config(project_dir: Path, stack: str, pulumi: str) -> StackConfig:
-    """The stack's configuration. When it keeps values verify checks as secrets, they are decrypted with
-    `pulumi config --show-secrets --json` (which needs the stack's passphrase); when that cannot be done,
-    ConfigError names the values it cannot read."""
-    project = read_project(project_dir)
+def read_stack_config(
+    project_dir: Path, stack: str, pulumi: str, project: Project | None = None
+) -> StackConfig:
+    """The stack's configuration (from `project`, when the caller has read it already). When it keeps
+    values verify checks as secrets, they are decrypted with `pulumi config --show-secrets --json` (which
+    needs the stack's passphrase); when that cannot be done, ConfigError names the values it cannot read."""
+    project = project if project is not None else read_project(project_dir)
     needed = project.secrets.get(stack, frozenset()) - UNNEEDED_SECRETS
     if not needed:
         return project.stack_config(stack)
