@@ -22,3 +22,14 @@ def seconds(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def add_kubectl_timeout(parser: argparse.ArgumentParser, default: float) -> None:
+    """--kubectl-timeout S: how long each kubectl call may take (1 to 600 seconds)."""
+    parser.add_argument(
+        "--kubectl-timeout",
+        metavar="S",
+        type=seconds(1, 600),
+        default=default,
+        help=f"seconds each kubectl call may take (default {default:g})",
+    )

@@ -25,7 +25,7 @@ from kube_client import DEFAULT_KUBECTL_TIMEOUT, Kubectl, KubectlError
 from metallb_survey import survey_cluster
 from stack_config import ConfigError, load_stack_file_config
 from takeover_plan import plan_takeover, stack_intent
-from tools.arguments import seconds
+from tools.arguments import add_kubectl_timeout
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,13 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Exit status: 0 up would go ahead, 1 up would refuse, 2 the check could not be made.",
     )
     parser.add_argument("--stack", required=True, help="the stack, as in Pulumi.<stack>.yaml")
-    parser.add_argument(
-        "--kubectl-timeout",
-        metavar="S",
-        type=seconds(1, 600),
-        default=DEFAULT_KUBECTL_TIMEOUT,
-        help=f"seconds each kubectl call may take (default {DEFAULT_KUBECTL_TIMEOUT:g})",
-    )
+    add_kubectl_timeout(parser, DEFAULT_KUBECTL_TIMEOUT)
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

@@ -51,7 +51,7 @@ from stack_config import (
 from stack_config.addresses import AddressError, parse_block
 from stack_config.files import Project, decode_cli_config, project_namespace, read_project
 from tools import arp_probe
-from tools.arguments import seconds
+from tools.arguments import add_kubectl_timeout, seconds
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 METALLB_NAMESPACE = "metallb-system"
@@ -970,13 +970,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_TIMEOUT,
         help=f"seconds the DNS query and the UDP probe wait for an answer (default {DEFAULT_TIMEOUT:g})",
     )
-    parser.add_argument(
-        "--kubectl-timeout",
-        metavar="S",
-        type=seconds(1, 600),
-        default=DEFAULT_KUBECTL_TIMEOUT,
-        help=f"seconds each kubectl call may take (default {DEFAULT_KUBECTL_TIMEOUT:g})",
-    )
+    add_kubectl_timeout(parser, DEFAULT_KUBECTL_TIMEOUT)
     parser.add_argument(
         "--strict-udp", action="store_true", help="count a UDP probe that gets no reply as a failure"
     )
