@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kube_client import Kubectl, KubectlError, kubectl_get, kubectl_items
+from kube_client import KubectlError
 from project_files import stack_names
 from stack_config import ConfigError, PoolConfig, StackConfig
 from stack_config.files import read_project
-from tools import verify
+from tools.verify.check import Check, summary
+from tools.verify.cluster import CONTROLLER, METALLB_NAMESPACE, field_at, service_ips
+from tools.verify.run import Options, cluster_reads, iter_checks
+from tools.verify.stack import read_stack_config
 
 
 @dataclass
@@ -29,7 +32,7 @@ class StackStatus:
     metallb: str | None = None
     pools: list[dict[str, Any]] = field(default_factory=list)
     pinned: list[str] = field(default_factory=list)
-    checks: list[verify.Check] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     # Why the stack could not be checked at all.
     error: str | None = None
 
@@ -37,12 +40,12 @@ class StackStatus:
     def exit_code(self) -> int:
         if self.error is not None:
             return 2
-        return verify.summary(self.stack, self.checks)[1]
+        return summary(self.stack, self.checks)[1]
 
 
 def metallb_version(deployment: Any) -> str | None:
     """The tag of the controller's image: the MetalLB version the cluster runs."""
-    containers = verify._get(deployment, "spec", "template", "spec", "containers") or []
+    containers = field_at(deployment, "spec", "template", "spec", "containers") or []
     for container in containers:
         image = container.get("image", "") if isinstance(container, dict) else ""
         if container.get("name") == "controller" and ":" in image:
@@ -52,30 +55,30 @@ def metallb_version(deployment: Any) -> str | None:
 
 def pool_usage(pools: Sequence[PoolConfig], services: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each pool's addresses held by LoadBalancer Services (status.loadBalancer.ingress), and its size."""
-    held = [ip for service in services for ip in verify.service_ips(service)]
+    held = [ip for service in services for ip in service_ips(service)]
     return [
         {"name": pool.name, "in_use": sum(1 for ip in held if pool.contains(ip)), "total": pool.size}
         for pool in pools
     ]
 
 
-def stack_status(config: StackConfig, options: verify.Options) -> StackStatus:
+def stack_status(config: StackConfig, options: Options) -> StackStatus:
     status = StackStatus(config.stack, config.kube_context)
     status.pinned = [str(config.bootstrap.ip)] if config.bootstrap and config.bootstrap.ip else []
-    kubectl = Kubectl(config.kube_context, config.kubeconfig, options.kubectl_timeout)
+    reads = cluster_reads(config, options)
     try:
-        deployment = kubectl_get(kubectl, "deployments.v1.apps", verify.METALLB_NAMESPACE, verify.CONTROLLER)
-        services = kubectl_items(kubectl, ["services"], all_namespaces=True)
+        deployment = reads.get("deployments.v1.apps", METALLB_NAMESPACE, CONTROLLER)
+        services = reads.items("services")
     except KubectlError as error:
         status.error = f"cannot read the cluster: {error}"
         return status
     status.metallb = metallb_version(deployment)
     status.pools = pool_usage(config.pools, services)
-    status.checks = list(verify.iter_checks(config, options))
+    status.checks = list(iter_checks(config, options, reads))
     return status
 
 
-def fleet_status(project_dir: Path, pulumi: str, options: verify.Options) -> list[StackStatus]:
+def fleet_status(project_dir: Path, pulumi: str, options: Options) -> list[StackStatus]:
     # Pulumi.yaml and every stack file, read once for all the stacks.
     try:
         project = read_project(project_dir)
@@ -84,7 +87,7 @@ def fleet_status(project_dir: Path, pulumi: str, options: verify.Options) -> lis
     statuses = []
     for stack in project.stacks:
         try:
-            config = verify.read_stack_config(project_dir, stack, pulumi, project)
+            config = read_stack_config(project_dir, stack, pulumi, project)
         except ConfigError as error:
             statuses.append(StackStatus(stack, error=str(error)))
             continue

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.tools.test_verify import HEALTHY, recorded, run_verify, serve
-from tools import fleet_status
+from tests.tools.verify.kind_dev import recorded
+from tests.tools.verify.standin import HEALTHY, run_verify, serve
+from tools.verify import fleet_status
 
 
 def test_the_version_running_is_the_controller_images_tag():

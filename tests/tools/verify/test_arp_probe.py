@@ -14,7 +14,7 @@ import pytest
 from tests.netns import NetNamespace, add_address, link_with_veth, network_namespace
 from tests.program import PROJECT_DIR
 from tests.system_programs import require_tool
-from tools import arp_probe
+from tools.verify import arp_probe
 
 MAC = bytes.fromhex("02aabbccddee")
 HERE = ipaddress.IPv4Address("192.168.129.10")
@@ -55,7 +55,7 @@ def probe_in(
     namespace: NetNamespace, *targets: str, wrap: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     code = (
-        "import ipaddress, json, sys; from tools import arp_probe\n"
+        "import ipaddress, json, sys; from tools.verify import arp_probe\n"
         "try:\n"
         "    found = arp_probe.probe([ipaddress.IPv4Address(t) for t in sys.argv[1:]], 1.0)\n"
         "except (arp_probe.NoPrivilegeError, arp_probe.NoInterfaceError) as error:\n"

@@ -1,0 +1,344 @@
+"""The Kubernetes checks' judges against recorded API responses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from kube_client import KubectlError
+from stack_config.addresses import parse_block
+from tests.tools.verify.kind_dev import BEAM00, BOOTSTRAP, KIND_DEV, RECORDED, recorded
+from tools.verify import kube_checks
+from tools.verify.check import Check
+from tools.verify.cluster import EXCLUDE_LB_LABEL
+
+# --- The Kubernetes judges, against recorded responses ------------------------------------------------
+
+
+def test_every_recorded_response_is_used_and_is_kubectl_json():
+    for path in RECORDED.glob("*.json"):
+        body = json.loads(path.read_text())
+        assert body["apiVersion"] and body["kind"], path.name
+        if body["kind"] == "List":
+            assert body["metadata"] == {"resourceVersion": ""}
+            assert all(item["apiVersion"] in ("metallb.io/v1beta1", "v1") for item in body["items"])
+    # Other checks' tests read some of them too.
+    source = "".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py"))
+    unused = [p.name for p in RECORDED.glob("*.json") if p.name not in source]
+    assert not unused, f"recorded responses no test reads: {unused}"
+
+
+def test_controller_ready():
+    check = kube_checks.judge_controller(recorded("deployment-metallb-controller.ready.json"))
+    assert check == Check("ok", "controller", "metallb-system/metallb-controller: 1/1 ready")
+
+
+def test_controller_not_ready():
+    check = kube_checks.judge_controller(recorded("deployment-metallb-controller.not-ready.json"))
+    assert check.status == "FAIL"
+    assert check.detail == "metallb-system/metallb-controller: 0/1 ready; not every replica is ready"
+
+
+def test_controller_whose_status_lags_its_spec_is_not_ready():
+    deployment = recorded("deployment-metallb-controller.ready.json")
+    deployment["metadata"]["generation"] = 2
+    check = kube_checks.judge_controller(deployment)
+    assert check.status == "FAIL"
+    assert "status describes generation 1, the spec is at 2" in check.detail
+
+
+def test_controller_scaled_to_zero():
+    deployment = recorded("deployment-metallb-controller.ready.json")
+    deployment["spec"]["replicas"] = 0
+    deployment["status"] = {"observedGeneration": 1}
+    check = kube_checks.judge_controller(deployment)
+    assert (check.status, check.detail) == (
+        "FAIL",
+        "metallb-system/metallb-controller: 0/0 ready; scaled to 0 replicas",
+    )
+
+
+def test_controller_missing():
+    check = kube_checks.judge_controller(None)
+    assert check.status == "FAIL"
+    assert check.detail == "Deployment metallb-system/metallb-controller not found: is MetalLB installed?"
+
+
+def test_speakers_ready():
+    check = kube_checks.judge_speakers(
+        recorded("daemonset-metallb-speaker.ready.json"), recorded("nodes.json")
+    )
+    assert check == Check("ok", "speakers", "metallb-system/metallb-speaker: 1/1 ready")
+
+
+def test_speakers_not_ready():
+    check = kube_checks.judge_speakers(
+        recorded("daemonset-metallb-speaker.not-ready.json"), recorded("nodes.json")
+    )
+    assert (check.status, check.detail) == (
+        "FAIL",
+        "metallb-system/metallb-speaker: 0/1 ready; not every speaker is ready",
+    )
+
+
+def test_speakers_on_excluded_nodes_only_announce_nowhere():
+    # What a single-node KinD cluster looks like before clearLoadBalancerExclusion: the speaker runs.
+    check = kube_checks.judge_speakers(
+        recorded("daemonset-metallb-speaker.ready.json"), recorded("nodes.excluded.json")
+    )
+    assert check == Check(
+        "FAIL",
+        "speakers",
+        "metallb-system/metallb-speaker: 1/1 ready; every node (macula-dev-control-plane) carries "
+        "node.kubernetes.io/exclude-from-external-load-balancers, so no speaker announces: MetalLB 0.14.3 "
+        "skips such nodes (set clearLoadBalancerExclusion, or add a worker node)",
+    )
+    # MetalLB checks that the label is there, not what it says.
+    nodes = recorded("nodes.json")
+    nodes["items"][0]["metadata"]["labels"][EXCLUDE_LB_LABEL] = "false"
+    assert (
+        kube_checks.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"), nodes).status == "FAIL"
+    )
+
+
+def test_speakers_name_the_excluded_nodes_when_another_may_announce():
+    nodes = recorded("nodes.excluded.json")
+    worker = json.loads(json.dumps(nodes["items"][0]))
+    worker["metadata"]["name"] = "macula-dev-worker"
+    # kubeadm puts both labels on control-plane nodes only.
+    for label in ("node-role.kubernetes.io/control-plane", EXCLUDE_LB_LABEL):
+        del worker["metadata"]["labels"][label]
+    nodes["items"].append(worker)
+    daemonset = recorded("daemonset-metallb-speaker.ready.json")
+    daemonset["status"].update(desiredNumberScheduled=2, numberReady=2)
+    check = kube_checks.judge_speakers(daemonset, nodes)
+    assert check == Check(
+        "ok",
+        "speakers",
+        "metallb-system/metallb-speaker: 2/2 ready; not announcing from macula-dev-control-plane "
+        "(excluded by node.kubernetes.io/exclude-from-external-load-balancers)",
+    )
+
+
+def test_speakers_scheduled_nowhere_point_at_the_node_selector_and_tolerations():
+    check = kube_checks.judge_speakers(
+        recorded("daemonset-metallb-speaker.unscheduled.json"), recorded("nodes.json"), "kind-macula-dev"
+    )
+    assert check == Check(
+        "FAIL",
+        "speakers",
+        "metallb-system/metallb-speaker: 0/0 ready; no node runs a speaker, so nobody answers ARP; check "
+        "the DaemonSet's node selector and tolerations "
+        "(`kubectl --context kind-macula-dev -n metallb-system describe daemonset metallb-speaker`)",
+    )
+
+
+def test_speakers_without_readable_nodes_are_judged_but_warn():
+    forbidden = KubectlError(
+        'Error from server (Forbidden): nodes is forbidden: User "dev" cannot list resource "nodes" '
+        'in API group "" at the cluster scope'
+    )
+    check = kube_checks.judge_speakers(recorded("daemonset-metallb-speaker.ready.json"), forbidden)
+    assert check == Check(
+        "warn",
+        "speakers",
+        f"metallb-system/metallb-speaker: 1/1 ready; nodes not read ({forbidden}), "
+        "so whether any speaker may announce is unchecked",
+    )
+    not_ready = kube_checks.judge_speakers(recorded("daemonset-metallb-speaker.not-ready.json"), forbidden)
+    assert not_ready.status == "FAIL"
+
+
+def test_pools_present():
+    check = kube_checks.judge_pools(recorded("ipaddresspools.json"), KIND_DEV.pools)
+    assert check == Check("ok", "pools", "lan-pool (192.168.129.50-192.168.129.60)")
+
+
+def test_pool_missing():
+    check = kube_checks.judge_pools(recorded("ipaddresspools.empty.json"), KIND_DEV.pools)
+    assert check == Check("FAIL", "pools", "IPAddressPool lan-pool is missing (none present)")
+
+
+def test_pool_with_other_addresses():
+    # beam00's pool is also called lan-pool, but has its own range.
+    check = kube_checks.judge_pools(recorded("ipaddresspools.json"), BEAM00.pools)
+    assert check.status == "FAIL"
+    assert check.detail == (
+        "IPAddressPool lan-pool has addresses 192.168.129.50-192.168.129.60, "
+        "the stack says 192.168.129.70-192.168.129.80 (present: lan-pool)"
+    )
+
+
+def test_pool_addresses_compare_by_value_not_spelling():
+    listing = recorded("ipaddresspools.json")
+    listing["items"][0]["spec"]["addresses"] = ["192.168.129.50 - 192.168.129.60"]
+    assert kube_checks.judge_pools(listing, KIND_DEV.pools).status == "ok"
+    pool = dataclasses.replace(
+        KIND_DEV.pools[0],
+        addresses=(dataclasses.replace(KIND_DEV.pools[0].addresses[0], text="192.168.129.64/28"),),
+    )
+    listing["items"][0]["spec"]["addresses"] = ["192.168.129.64-192.168.129.79"]
+    assert kube_checks.judge_pools(listing, (pool,)).status == "ok"
+
+
+def test_advertisements_present():
+    check = kube_checks.judge_advertisements(
+        recorded("l2advertisements.json"), KIND_DEV.advertisements, KIND_DEV.pools
+    )
+    assert check == Check("ok", "advertisements", "lan-advertisement (pools: lan-pool)")
+
+
+def test_advertisement_missing():
+    check = kube_checks.judge_advertisements(
+        recorded("l2advertisements.empty.json"), KIND_DEV.advertisements, KIND_DEV.pools
+    )
+    assert check == Check(
+        "FAIL", "advertisements", "L2Advertisement lan-advertisement is missing (none present)"
+    )
+
+
+def test_advertisement_of_other_pools():
+    listing = recorded("l2advertisements.json")
+    listing["items"][0]["spec"]["ipAddressPools"] = ["other-pool"]
+    check = kube_checks.judge_advertisements(listing, KIND_DEV.advertisements, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert "advertises pools other-pool, the stack says lan-pool" in check.detail
+
+
+def test_advertisement_without_pools_advertises_every_pool():
+    listing = recorded("l2advertisements.json")
+    del listing["items"][0]["spec"]["ipAddressPools"]
+    check = kube_checks.judge_advertisements(listing, KIND_DEV.advertisements, KIND_DEV.pools)
+    assert check.status == "ok"
+
+
+def test_service_with_the_pinned_ip():
+    check = kube_checks.judge_service(
+        recorded("service-macula-bootstrap.loadbalancer.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check == Check(
+        "ok", "service", "macula/macula-bootstrap: LoadBalancer, external IP 192.168.129.51"
+    )
+
+
+def test_service_still_clusterip():
+    check = kube_checks.judge_service(
+        recorded("service-macula-bootstrap.clusterip.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check == Check(
+        "FAIL",
+        "service",
+        "macula/macula-bootstrap is type ClusterIP, not LoadBalancer: has `pulumi up` run for this stack?",
+    )
+
+
+def test_service_pending():
+    check = kube_checks.judge_service(
+        recorded("service-macula-bootstrap.pending.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check.status == "FAIL"
+    assert check.detail.startswith(
+        "macula/macula-bootstrap: LoadBalancer, external IP <pending>; no external IP yet (pending)"
+    )
+
+
+def test_service_with_another_ip():
+    check = kube_checks.judge_service(
+        recorded("service-macula-bootstrap.wrong-ip.json"), BOOTSTRAP, KIND_DEV.pools
+    )
+    assert check.status == "FAIL"
+    assert "external IP 192.168.129.52, expected 192.168.129.51" in check.detail
+
+
+def test_service_missing():
+    check = kube_checks.judge_service(None, BOOTSTRAP, KIND_DEV.pools)
+    assert check == Check("FAIL", "service", "Service macula/macula-bootstrap not found")
+
+
+def test_service_without_the_bootstrap_udp_port():
+    service = recorded("service-macula-bootstrap.loadbalancer.json")
+    service["spec"]["ports"][0]["protocol"] = "TCP"
+    check = kube_checks.judge_service(service, BOOTSTRAP, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert "no UDP port 4433 (ports: 4433/TCP, 80/TCP)" in check.detail
+
+
+def test_service_without_a_pinned_ip_needs_one_from_the_pools():
+    unpinned = dataclasses.replace(BOOTSTRAP, ip=None)
+    assert (
+        kube_checks.judge_service(
+            recorded("service-macula-bootstrap.wrong-ip.json"), unpinned, KIND_DEV.pools
+        ).status
+        == "ok"
+    )
+    service = recorded("service-macula-bootstrap.loadbalancer.json")
+    service["status"]["loadBalancer"]["ingress"][0]["ip"] = "10.0.0.7"
+    check = kube_checks.judge_service(service, unpinned, KIND_DEV.pools)
+    assert check.status == "FAIL"
+    assert "external IP 10.0.0.7 is in none of the stack's pools (lan-pool)" in check.detail
+
+
+def test_a_node_address_inside_a_pool_fails():
+    nodes = recorded("nodes.json")  # macula-dev-control-plane at 172.18.0.2
+    inside = dataclasses.replace(KIND_DEV.pools[0], addresses=(parse_block("172.18.0.0/28"),))
+    check = kube_checks.judge_node_addresses(nodes, [inside])
+    assert check.status == "FAIL"
+    assert check.detail.startswith(
+        "node macula-dev-control-plane's InternalIP 172.18.0.2 lies inside pool lan-pool (172.18.0.0/28): "
+        "MetalLB 0.14.3 would hand it to a Service"
+    )
+    assert kube_checks.judge_node_addresses(nodes, KIND_DEV.pools) == Check(
+        "ok", "node-ips", "1 node address, none inside a pool"
+    )
+
+
+# --- what Pulumi cannot see: the label, strictARP, who announces ------------------------------------------
+
+KUBE_PROXY = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+ipvs:
+  strictARP: {strict}
+"""
+
+
+def kube_proxy(strict: str) -> dict[str, Any]:
+    """kube-system/kube-proxy as kubeadm writes it (config.conf holds the KubeProxyConfiguration)."""
+    return {"kind": "ConfigMap", "data": {"config.conf": KUBE_PROXY.format(strict=strict)}}
+
+
+def test_strict_arp_turned_off_since_fails_with_the_command_that_turns_it_on():
+    assert kube_checks.judge_strict_arp(kube_proxy("true"), "macula-lan", "beam00").status == "ok"
+    check = kube_checks.judge_strict_arp(kube_proxy("false"), "macula-lan", "beam00")
+    assert check.status == "FAIL"
+    assert check.detail.endswith(
+        "pulumi up --stack beam00 --replace "
+        "'urn:pulumi:beam00::macula-lan::macula:lan:ArpReadiness$command:local:Command::arp-readiness-strict-arp'"
+    )
+    assert kube_checks.judge_strict_arp(None, "macula-lan", "beam00").status == "FAIL"
+
+
+def test_a_listed_node_that_is_gone_is_named():
+    check = kube_checks.judge_exclusion_label(
+        recorded("nodes.json"), ["beam00-worker-7"], "macula-lan", "beam00"
+    )
+    assert check == Check("FAIL", "lb-exclusion", "node beam00-worker-7 does not exist")
+
+
+def test_nobody_announces_when_the_only_speaker_is_not_ready_or_its_node_is_not():
+    pods = recorded("pods-metallb-speaker.json")["items"]
+    nodes = recorded("nodes.json")
+    assert kube_checks.judge_announced(pods, nodes).status == "ok"
+    not_ready = json.loads(json.dumps(pods))
+    not_ready[0]["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    assert kube_checks.judge_announced(not_ready, nodes).status == "FAIL"
+    node_down = json.loads(json.dumps(nodes))
+    for condition in node_down["items"][0]["status"]["conditions"]:
+        if condition["type"] == "Ready":
+            condition["status"] = "Unknown"
+    assert kube_checks.judge_announced(pods, node_down).detail.startswith(
+        "no ready speaker runs on a Ready node"
+    )

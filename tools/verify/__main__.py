@@ -1,0 +1,5 @@
+import sys
+
+from tools.verify.cli import main
+
+sys.exit(main())
