@@ -9,7 +9,8 @@ cluster. Faults:
 - `broken_discovery`: an aggregated API (metrics.k8s.io) whose discovery answers 503. kubectl then
   writes "couldn't get resource list" warnings to stderr on every call and carries on.
 - `forbid(method, plural, namespace)`: 403 Forbidden with the API server's own message.
-- an unreachable cluster: `unreachable_kubeconfig` names a loopback port nobody listens on.
+- an unreachable cluster: `unreachable_url` names a loopback port nobody listens on.
+- a hung one: `silent_url` names a loopback port that takes connections and never answers.
 - not found: anything not seeded.
 
 Deleting an object also deletes its dependents (ownerReferences), as the garbage collector would.
@@ -556,6 +557,21 @@ class FakeKubeApi:
             thread.join()
 
 
+def custom_resource_definition(group: str, version: str, plural: str, kind: str) -> dict[str, Any]:
+    """A CustomResourceDefinition with what the fake API needs to serve its type: one namespaced version."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"plural": plural, "kind": kind},
+            "scope": "Namespaced",
+            "versions": [{"name": version, "served": True}],
+        },
+    }
+
+
 def write_kubeconfig(path: Path, contexts: dict[str, str]) -> Path:
     """A kubeconfig with one context per name, each on the server URL given for it."""
     clusters = sorted(set(contexts.values()))
@@ -588,3 +604,13 @@ def unreachable_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def silent_url() -> Iterator[str]:
+    """A loopback URL whose server takes connections (the kernel's backlog does) and never answers, as a
+    hung API server or a half-dead node does: kubectl waits until its timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"

@@ -12,23 +12,13 @@ import pytest
 
 import kube_client
 from kube_client import Kubectl, KubectlError, kubectl_get, kubectl_items
-from tests.fake_kube_api import FakeKubeApi
+from tests.fake_kube_api import FakeKubeApi, custom_resource_definition
 from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
 from tests.standin_kubectl import calls, write_kubectl
 
 RECORDED = Path(__file__).resolve().parent / "tools" / "recorded_api"
 POOL_RESOURCE = "ipaddresspools.v1beta1.metallb.io"
-POOL_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "ipaddresspools.metallb.io"},
-    "spec": {
-        "group": "metallb.io",
-        "names": {"plural": "ipaddresspools", "kind": "IPAddressPool"},
-        "scope": "Namespaced",
-        "versions": [{"name": "v1beta1", "served": True}],
-    },
-}
+POOL_CRD = custom_resource_definition("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool")
 
 
 def recorded(name: str) -> Any:
