@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stack_config import load_stack_file_config
+from tests.fake_kube_api import custom_resource_definition
 from tests.program import PROJECT_DIR
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded_api"
@@ -21,3 +22,40 @@ PINNED = ipaddress.ip_address("192.168.129.51")
 
 def recorded(name: str) -> Any:
     return json.loads((RECORDED / name).read_text())
+
+
+KUBE_PROXY = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+ipvs:
+  strictARP: {strict}
+"""
+
+
+def kube_proxy(strict: str) -> dict[str, Any]:
+    """kube-system/kube-proxy as kubeadm writes it (config.conf holds the KubeProxyConfiguration)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+        "data": {"config.conf": KUBE_PROXY.format(strict=strict)},
+    }
+
+
+def cluster_objects(nodes: str = "nodes.json", strict_arp: str = "true") -> list[dict[str, Any]]:
+    """kind-dev's cluster as the recorded responses show it healthy, for the fake API server to serve:
+    MetalLB's CRDs, workloads, pool and advertisement, the speaker pod, the node (`nodes`), the bootstrap
+    Service, and kube-proxy's configuration with strictARP `strict_arp`."""
+    return [
+        custom_resource_definition("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool"),
+        custom_resource_definition("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement"),
+        recorded("deployment-metallb-controller.ready.json"),
+        recorded("daemonset-metallb-speaker.ready.json"),
+        *recorded("ipaddresspools.json")["items"],
+        *recorded("l2advertisements.json")["items"],
+        *recorded("pods-metallb-speaker.json")["items"],
+        *recorded(nodes)["items"],
+        recorded("service-macula-bootstrap.loadbalancer.json"),
+        kube_proxy(strict_arp),
+    ]

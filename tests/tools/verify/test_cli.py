@@ -7,15 +7,21 @@ neither the DNS query nor the UDP probe leaves it."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.fake_kube_api import FakeKubeApi
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
 from tests.netns import NetNamespace, network_namespace
+from tests.program import PROJECT_DIR
 from tests.standin_kubectl import calls, write_kubectl
 from tests.system_programs import require_tool
-from tests.tools.verify.kind_dev import PINNED
+from tests.tools.verify.kind_dev import PINNED, cluster_objects
 from tests.tools.verify.servers import dnsmasq_command, running, serve_once
 from tests.tools.verify.standin import (
     BROKEN,
@@ -199,9 +205,7 @@ def test_nodes_that_cannot_be_read_warn_the_speakers_check_and_keep_the_node_che
     )
     assert lines[5] == "error node-ips        kubectl: standin kubectl: nothing recorded for nodes"
     assert lines[8] == "error announced       kubectl: standin kubectl: nothing recorded for nodes"
-    assert lines[-1] == (
-        "error 2 of 12 checks could not be made for stack beam00: node-ips, announced"
-    )
+    assert lines[-1] == ("error 2 of 12 checks could not be made for stack beam00: node-ips, announced")
     assert result.returncode == 2
     # Three checks need the nodes; kubectl is asked for them once.
     assert sum(call[2:4] == ["get", "nodes"] for call in calls(kubectl_dir)) == 1
@@ -236,3 +240,102 @@ def test_unknown_stack(tmp_path):
     assert result.stderr.startswith(
         "verify: no stack 'beam99': there is no Pulumi.beam99.yaml (stacks: beam00, beam01, "
     )
+
+
+# --- the command with a real kubectl against the fake API server -------------------------------------------
+
+
+def beam_project(directory: Path, context: str = "beam00") -> Path:
+    """A copy of the project whose beam00 also clears the exclusion label on the recorded node and turns
+    strictARP on, so every Kubernetes check applies; it has no bootstrap, so nothing is probed."""
+    directory.mkdir()
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", directory / "Pulumi.yaml")
+    stack_file = (
+        (PROJECT_DIR / "Pulumi.beam00.yaml")
+        .read_text()
+        .replace("macula-lan:kubeContext: beam00", f"macula-lan:kubeContext: {context}")
+    )
+    stack_file += "  macula-lan:clearLoadBalancerExclusion:\n    - macula-dev-control-plane\n"
+    stack_file += "  macula-lan:strictArp: true\n"
+    (directory / "Pulumi.beam00.yaml").write_text(stack_file)
+    return directory
+
+
+def beam00_cluster(nodes: str = "nodes.json", strict_arp: str = "true") -> FakeKubeApi:
+    """The recorded cluster, its pool on beam00's range."""
+    objects = cluster_objects(nodes=nodes, strict_arp=strict_arp)
+    for obj in objects:
+        if obj["kind"] == "IPAddressPool":
+            obj["spec"]["addresses"] = ["192.168.129.70-192.168.129.80"]
+    return FakeKubeApi(objects)
+
+
+def verify_beam00(api: FakeKubeApi, project: Path) -> subprocess.CompletedProcess[str]:
+    with fake_cluster(api=api):
+        return subprocess.run(
+            [sys.executable, "-m", "tools.verify", "--stack", "beam00", "--no-arp",
+             "--project-dir", str(project)],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+def test_a_healthy_cluster_passes_through_a_real_kubectl_that_warns_on_stderr(tmp_path):
+    api = beam00_cluster()
+    api.broken_discovery = True
+
+    result = verify_beam00(api, beam_project(tmp_path / "project"))
+
+    assert [line[:22].rstrip() for line in result.stdout.splitlines()[1:10]] == [
+        "ok    controller",
+        "ok    speakers",
+        "ok    pools",
+        "ok    advertisements",
+        "ok    node-ips",
+        "ok    lb-exclusion",
+        "ok    strict-arp",
+        "ok    announced",
+        "skip  service",
+    ]
+    # kubectl's discovery warnings stay kubectl's: verify prints none of them.
+    assert result.stderr == ""
+    assert ("GET", "/apis/metrics.k8s.io/v1beta1") in api.requests
+    assert result.returncode == 0
+
+
+def test_what_pulumi_cannot_see_fails_with_the_commands_that_put_it_right(tmp_path):
+    api = beam00_cluster(nodes="nodes.excluded.json", strict_arp="false")
+
+    result = verify_beam00(api, beam_project(tmp_path / "project"))
+
+    lines = result.stdout.splitlines()
+    target = "'urn:pulumi:beam00::macula-lan::macula:lan:ArpReadiness$command:local:Command::arp-readiness-"
+    assert lines[6].startswith("FAIL  lb-exclusion    node macula-dev-control-plane carries")
+    assert lines[6].endswith(f"pulumi up --stack beam00 --replace {target}include-macula-dev-control-plane'")
+    assert lines[7].startswith("FAIL  strict-arp      kube-proxy's ipvs.strictARP is false")
+    assert lines[7].endswith(f"pulumi up --stack beam00 --replace {target}strict-arp'")
+    assert lines[8].startswith("FAIL  announced       no ready speaker runs on a Ready node")
+    assert result.returncode == 1
+
+
+def test_nodes_it_may_not_list_exit_2_as_checks_not_made(tmp_path):
+    api = beam00_cluster()
+    api.forbid("LIST", "nodes")
+
+    result = verify_beam00(api, beam_project(tmp_path / "project"))
+
+    assert result.stdout.splitlines()[-1] == (
+        "error 3 of 12 checks could not be made for stack beam00: node-ips, lb-exclusion, announced"
+    )
+    assert result.returncode == 2
+
+
+def test_an_unreachable_cluster_exits_2_with_every_kubernetes_check_not_made(tmp_path):
+    result = verify_beam00(beam00_cluster(), beam_project(tmp_path / "project", UNREACHABLE_CONTEXT))
+
+    lines = result.stdout.splitlines()
+    assert all(line.startswith("error ") and "refused" in line for line in lines[1:9])
+    assert lines[-1] == (
+        "error 8 of 12 checks could not be made for stack beam00: controller, speakers, pools, "
+        "advertisements, node-ips, lb-exclusion, strict-arp, announced"
+    )
+    assert result.returncode == 2

@@ -1,11 +1,12 @@
-"""tools.fleet_status: every stack in one table (python -m tools.verify --all), with a stand-in kubectl that
-answers from the recorded API responses for every context."""
+"""tools.verify.fleet_status: every stack in one table (python -m tools.verify --all), with a stand-in
+kubectl that answers from the recorded API responses for every context."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from tests.netns import network_namespace
 from tests.tools.verify.kind_dev import recorded
 from tests.tools.verify.standin import HEALTHY, run_verify, serve
 from tools.verify import fleet_status
@@ -21,7 +22,11 @@ def test_all_prints_one_row_per_stack_with_version_pool_usage_pinned_ips_and_ver
     kubectl_dir.mkdir()
     serve(kubectl_dir, {**HEALTHY, "services": "services.json"}, lambda text: text)
 
-    result = run_verify(kubectl_dir, "--all", "--resolver", "127.0.0.1:9", "--timeout", "0.5")
+    # In a namespace of its own: kind-dev's UDP probe goes to its LAN address, which must not leave this host.
+    with network_namespace() as namespace:
+        result = run_verify(
+            kubectl_dir, "--all", "--resolver", "127.0.0.1:9", "--timeout", "0.5", namespace=namespace
+        )
 
     lines = result.stdout.splitlines()
     assert lines[0].split() == [

@@ -5,14 +5,25 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 from kube_client import KubectlError
 from stack_config.addresses import parse_block
-from tests.tools.verify.kind_dev import BEAM00, BOOTSTRAP, KIND_DEV, RECORDED, recorded
+from tests.fake_kube_api import FakeKubeApi
+from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
+from tests.tools.verify.kind_dev import (
+    BEAM00,
+    BOOTSTRAP,
+    KIND_DEV,
+    RECORDED,
+    cluster_objects,
+    kube_proxy,
+    recorded,
+)
 from tools.verify import kube_checks
 from tools.verify.check import Check
-from tools.verify.cluster import EXCLUDE_LB_LABEL
+from tools.verify.cluster import EXCLUDE_LB_LABEL, ClusterReads
 
 # --- The Kubernetes judges, against recorded responses ------------------------------------------------
 
@@ -296,19 +307,6 @@ def test_a_node_address_inside_a_pool_fails():
 
 # --- what Pulumi cannot see: the label, strictARP, who announces ------------------------------------------
 
-KUBE_PROXY = """\
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: ipvs
-ipvs:
-  strictARP: {strict}
-"""
-
-
-def kube_proxy(strict: str) -> dict[str, Any]:
-    """kube-system/kube-proxy as kubeadm writes it (config.conf holds the KubeProxyConfiguration)."""
-    return {"kind": "ConfigMap", "data": {"config.conf": KUBE_PROXY.format(strict=strict)}}
-
 
 def test_strict_arp_turned_off_since_fails_with_the_command_that_turns_it_on():
     assert kube_checks.judge_strict_arp(kube_proxy("true"), "macula-lan", "beam00").status == "ok"
@@ -342,3 +340,130 @@ def test_nobody_announces_when_the_only_speaker_is_not_ready_or_its_node_is_not(
     assert kube_checks.judge_announced(pods, node_down).detail.startswith(
         "no ready speaker runs on a Ready node"
     )
+
+
+# --- the table, with a real kubectl against the fake API server ---------------------------------------------
+
+# kind-dev as it is, with strictArp set too, so every row of the table applies.
+EVERY_CHECK = dataclasses.replace(KIND_DEV, strict_arp=True)
+REPLACE_LABEL_FIX = (
+    "pulumi up --stack kind-dev --replace 'urn:pulumi:kind-dev::macula-lan::macula:lan:ArpReadiness"
+    "$command:local:Command::arp-readiness-include-macula-dev-control-plane'"
+)
+
+
+def table(api: FakeKubeApi, context: str = "kind-macula-dev") -> dict[str, Check]:
+    with fake_cluster(api=api) as cluster:
+        reads = ClusterReads(cluster.kubectl(context))
+        return {check.name: check for check in kube_checks.kube_checks(EVERY_CHECK, reads, "macula-lan")}
+
+
+@pytest.mark.parametrize("broken_discovery", [False, True], ids=["healthy", "broken-aggregated-api"])
+def test_every_check_passes_on_a_healthy_cluster_whatever_kubectl_warns(broken_discovery):
+    api = FakeKubeApi(cluster_objects())
+    api.broken_discovery = broken_discovery
+
+    checks = table(api)
+
+    assert {name: check.status for name, check in checks.items()} == {
+        "controller": "ok",
+        "speakers": "ok",
+        "pools": "ok",
+        "advertisements": "ok",
+        "node-ips": "ok",
+        "lb-exclusion": "ok",
+        "strict-arp": "ok",
+        "announced": "ok",
+        "service": "ok",
+    }
+    assert checks["announced"].detail == "speakers that may announce run on macula-dev-control-plane"
+    # Four checks look at the nodes; they are listed once.
+    assert sum(1 for method, path in api.requests if (method, path) == ("GET", "/api/v1/nodes")) == 1
+    if broken_discovery:
+        assert ("GET", "/apis/metrics.k8s.io/v1beta1") in api.requests
+
+
+def test_a_label_kubeadm_put_back_fails_with_the_command_that_takes_it_off_again():
+    checks = table(FakeKubeApi(cluster_objects(nodes="nodes.excluded.json")))
+
+    assert checks["lb-exclusion"] == Check(
+        "FAIL",
+        "lb-exclusion",
+        f"node macula-dev-control-plane carries {EXCLUDE_LB_LABEL} again, so its speaker does not announce; "
+        f"take it off again: {REPLACE_LABEL_FIX}",
+    )
+    assert checks["announced"].status == "FAIL"
+    assert checks["speakers"].status == "FAIL"  # the only node is excluded
+    assert checks["service"].status == "ok"  # the address is there all the same: nobody answers for it
+
+
+def test_strict_arp_turned_off_on_the_cluster_fails_with_its_fix():
+    checks = table(FakeKubeApi(cluster_objects(strict_arp="false")))
+
+    assert checks["strict-arp"].status == "FAIL"
+    assert checks["strict-arp"].detail.startswith("kube-proxy's ipvs.strictARP is false: it was turned off")
+    assert checks["strict-arp"].detail.endswith("::arp-readiness-strict-arp'")
+
+
+def test_nodes_it_may_not_list_warn_the_speakers_check_and_keep_the_checks_that_need_them_from_being_made():
+    api = FakeKubeApi(cluster_objects())
+    api.forbid("LIST", "nodes")
+
+    checks = table(api)
+
+    assert checks["speakers"].status == "warn"
+    assert "nodes not read (Error from server (Forbidden): nodes is forbidden" in checks["speakers"].detail
+    for name in ("node-ips", "lb-exclusion", "announced"):
+        assert checks[name].status == "error", name
+        assert checks[name].detail.startswith("kubectl: Error from server (Forbidden): nodes is forbidden")
+    assert checks["controller"].status == "ok"
+
+
+def test_kube_proxy_it_may_not_read_is_an_error_not_a_verdict():
+    api = FakeKubeApi(cluster_objects())
+    api.forbid("GET", "configmaps", "kube-system")
+
+    checks = table(api)
+
+    assert checks["strict-arp"].status == "error"
+    assert 'cannot get resource "configmaps"' in checks["strict-arp"].detail
+
+
+def test_a_cluster_without_metallb_is_told_apart_from_one_that_cannot_be_asked():
+    checks = table(FakeKubeApi([*recorded("nodes.json")["items"]]))
+
+    # Not found: the objects are not there.
+    assert checks["controller"] == Check(
+        "FAIL", "controller", "Deployment metallb-system/metallb-controller not found: is MetalLB installed?"
+    )
+    assert checks["speakers"].detail.startswith("DaemonSet metallb-system/metallb-speaker not found")
+    assert checks["strict-arp"] == Check("FAIL", "strict-arp", "ConfigMap kube-system/kube-proxy not found")
+    assert checks["service"] == Check("FAIL", "service", "Service macula/macula-bootstrap not found")
+    assert checks["announced"].status == "FAIL"  # no speaker pod at all
+    # Could not ask: without MetalLB's CRDs the API server has no such type to list.
+    assert checks["pools"].status == "error"
+    assert 'the server doesn\'t have a resource type "ipaddresspools"' in checks["pools"].detail
+    assert checks["advertisements"].status == "error"
+
+
+def test_an_unreachable_cluster_makes_no_check_and_fails_none():
+    checks = table(FakeKubeApi(cluster_objects()), UNREACHABLE_CONTEXT)
+
+    assert {check.status for check in checks.values()} == {"error"}
+    assert all("refused" in check.detail for check in checks.values())
+
+
+def test_a_check_that_does_not_apply_says_why_and_asks_nothing():
+    api = FakeKubeApi(cluster_objects())
+    with fake_cluster(api=api) as cluster:
+        reads = ClusterReads(cluster.kubectl("beam00"))
+        checks = {check.name: check for check in kube_checks.kube_checks(BEAM00, reads, "macula-lan")}
+
+    assert checks["lb-exclusion"] == Check(
+        "skip", "lb-exclusion", "no node is listed in clearLoadBalancerExclusion"
+    )
+    assert checks["strict-arp"] == Check(
+        "skip", "strict-arp", "strictArp is off for this stack: kube-proxy is not checked"
+    )
+    assert checks["service"] == Check("skip", "service", "bootstrap is not configured for this stack")
+    assert not any("kube-proxy" in path or "/services" in path for _, path in api.requests)
