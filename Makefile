@@ -29,6 +29,7 @@ test: lint
 bench: setup
 	$(BIN)/python -m bench.program_bench
 	$(BIN)/python -m bench.fleet_bench
+	$(BIN)/python -m bench.verify_bench
 
 preview: setup
 	pulumi preview --stack $(STACK)
