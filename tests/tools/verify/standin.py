@@ -99,3 +99,14 @@ def run_verify(
         namespace.command(command) if namespace else command,
         cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+REFUSED = "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+
+
+def serve_refusal(directory: Path) -> str:
+    """A stand-in kubectl in `directory` that fails every call as kubectl does for a switched-off cluster;
+    returns kubectl's message."""
+    write_kubectl(directory, STANDIN_KUBECTL)
+    (directory / "objects.json").write_text(json.dumps({"error": REFUSED}))
+    return REFUSED

@@ -6,7 +6,6 @@ neither the DNS query nor the UDP probe leaves it."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -19,18 +18,18 @@ from tests.fake_kube_api import FakeKubeApi
 from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
 from tests.netns import NetNamespace, network_namespace
 from tests.program import PROJECT_DIR
-from tests.standin_kubectl import calls, write_kubectl
+from tests.standin_kubectl import calls
 from tests.system_programs import require_tool
 from tests.tools.verify.kind_dev import PINNED, cluster_objects
 from tests.tools.verify.servers import dnsmasq_command, running, serve_once
 from tests.tools.verify.standin import (
     BROKEN,
     HEALTHY,
-    STANDIN_KUBECTL,
     lan_project,
     on_port,
     run_verify,
     serve,
+    serve_refusal,
 )
 
 # --- The command, end to end, with a stand-in kubectl --------------------------------------------------
@@ -214,11 +213,7 @@ def test_nodes_that_cannot_be_read_warn_the_speakers_check_and_keep_the_node_che
 def test_unreachable_cluster_fails_every_kubernetes_check(tmp_path):
     kubectl_dir = tmp_path / "bin"
     kubectl_dir.mkdir()
-    write_kubectl(kubectl_dir, STANDIN_KUBECTL)
-    refused = (
-        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
-    )
-    (kubectl_dir / "objects.json").write_text(json.dumps({"error": refused}))
+    refused = serve_refusal(kubectl_dir)
     result = run_verify(kubectl_dir, "--stack", "beam00")
     lines = result.stdout.splitlines()
     assert lines[1:5] == [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.netns import network_namespace
 from tests.tools.verify.kind_dev import recorded
-from tests.tools.verify.standin import HEALTHY, run_verify, serve
+from tests.tools.verify.standin import HEALTHY, run_verify, serve, serve_refusal
 from tools.verify import fleet_status
 
 
@@ -52,11 +52,7 @@ def test_all_prints_one_row_per_stack_with_version_pool_usage_pinned_ips_and_ver
 def test_an_unreachable_cluster_is_one_error_row_and_json_says_the_same(tmp_path: Path):
     kubectl_dir = tmp_path / "bin"
     kubectl_dir.mkdir()
-    serve(kubectl_dir, HEALTHY)
-    refused = (
-        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
-    )
-    (kubectl_dir / "objects.json").write_text(json.dumps({"error": refused}))
+    refused = serve_refusal(kubectl_dir)
 
     table = run_verify(kubectl_dir, "--all")
     data = json.loads(run_verify(kubectl_dir, "--all", "--json").stdout)
