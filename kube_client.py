@@ -17,11 +17,12 @@ from typing import Any
 from shell_scripts import kubectl_target
 
 DEFAULT_KUBECTL_TIMEOUT = 20.0
-# --request-timeout bounds each of kubectl's requests, not the call: on an API server that accepts the
-# connection and never answers, kubectl 1.32 retries its discovery requests and gives up only after six to
-# eight times that. The call as a whole is cut here, this long after its timeout, so a silent cluster costs
-# the timeout a user set.
-KUBECTL_GRACE_SECONDS = 0.5
+# A Kubectl's timeout bounds each call as a whole, discovery and credential plugins included. kubectl's
+# own --request-timeout bounds each of its requests, not the call: on an API server that takes the
+# connection and never answers, kubectl 1.32 retries its discovery and gives up only after six to eight
+# times that. So the call is cut here, this long after its timeout: time for kubectl to start and to stop
+# at its own deadline when it makes a single request.
+KUBECTL_GRACE_SECONDS = 0.2
 
 
 class KubectlError(Exception):
@@ -45,7 +46,8 @@ def _run(
         *arguments,
         "-o",
         output,
-        f"--request-timeout={max(1, int(kubectl.timeout))}s",
+        # A Go duration, exact ("1.5s"); 0 would mean no timeout at all.
+        f"--request-timeout={max(kubectl.timeout, 0.001):g}s",
     ]
     try:
         return subprocess.run(
@@ -59,9 +61,7 @@ def _run(
     except FileNotFoundError:
         raise KubectlError(f"{kubectl.executable} not found on PATH") from None
     except subprocess.TimeoutExpired:
-        raise KubectlError(
-            f"kubectl did not answer within {kubectl.timeout + KUBECTL_GRACE_SECONDS:g}s"
-        ) from None
+        raise KubectlError(f"kubectl did not answer within {kubectl.timeout:g}s") from None
 
 
 def _failure(result: subprocess.CompletedProcess[str]) -> KubectlError:

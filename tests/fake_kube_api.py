@@ -607,10 +607,12 @@ def unreachable_url() -> str:
 
 
 @contextmanager
-def silent_url() -> Iterator[str]:
+def silent_url(port: int = 0) -> Iterator[str]:
     """A loopback URL whose server takes connections (the kernel's backlog does) and never answers, as a
-    hung API server or a half-dead node does: kubectl waits until its timeout."""
+    hung API server or a half-dead node does: kubectl waits until its timeout. On `port` when given, such
+    as the port of a fake API server that has just stopped."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
         listener.listen(64)
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"

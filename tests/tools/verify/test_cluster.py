@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kube_client import Kubectl, KubectlError
-from tests.fake_kube_api import silent_url, write_kubeconfig
+from tests.fake_kube_api import FakeKubeApi, silent_url, write_kubeconfig
 from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
 from tests.system_programs import require_tool
 from tests.tools.verify.kind_dev import recorded
@@ -83,6 +83,29 @@ def test_a_hung_api_server_costs_one_timeout_then_nothing_more_is_asked(tmp_path
     # kubectl alone retries its discovery for six to eight times --request-timeout; the call is cut.
     assert 1 <= first < 3
     assert later < 0.1
+
+
+def test_a_cluster_that_hangs_after_answering_costs_one_timeout_too(tmp_path: Path, monkeypatch):
+    """kubectl's discovery cache is warm, so it makes one request and stops at its own deadline, which is
+    the timeout to the millisecond, fractions included."""
+    monkeypatch.setenv("KUBECACHEDIR", str(tmp_path / "cache"))
+    api = FakeKubeApi(recorded("nodes.json")["items"])
+    with api.serve() as url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"flaky": url})
+        kubectl = Kubectl("flaky", str(kubeconfig), 1.5, require_tool("kubectl"))
+        assert ClusterReads(kubectl).get("nodes", None) is not None
+    port = int(url.rsplit(":", 1)[1])
+    with silent_url(port):
+        reads = ClusterReads(kubectl)
+        started = time.monotonic()
+        with pytest.raises(KubectlError):
+            reads.get("deployments.v1.apps", "metallb-system", "metallb-controller")
+        first = time.monotonic() - started
+        with pytest.raises(KubectlError, match=r"^not asked"):
+            reads.get("nodes", None)
+        total = time.monotonic() - started
+    assert 1.5 <= first < 2.5
+    assert total - first < 0.1
 
 
 def test_fields_are_picked_out_of_what_was_read():
