@@ -69,13 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json and not args.all:
         parser.error("--json goes with --all")
 
+    try:
+        project = project_namespace(args.project_dir)
+    except ConfigError as error:
+        print(f"verify: {error}", file=sys.stderr)
+        return 2
     options = Options(
-        args.resolver,
-        args.timeout,
-        args.strict_udp,
-        args.kubectl_timeout,
-        not args.no_arp,
-        project_namespace(args.project_dir),
+        args.resolver, args.timeout, args.strict_udp, args.kubectl_timeout, not args.no_arp, project
     )
     if args.all:
         statuses = fleet_status.fleet_status(args.project_dir, args.pulumi, options)

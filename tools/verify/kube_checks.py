@@ -2,7 +2,8 @@
 
 Each check names what it reads from the cluster (through ClusterReads, so nothing is read twice) and
 judges it with a pure function of what was read, so the tests judge recorded API responses too. A read
-kubectl cannot answer makes the check `error`, never a verdict.
+kubectl cannot answer makes the check `error`, never a verdict; only `speakers` reads the nodes as an
+extra it can do without (nodes_or_error), and warns without them.
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ def judge_announced(pods: Sequence[Any], nodes: Any) -> Check:
     return Check("ok", "announced", f"speakers that may announce run on {', '.join(sorted(able))}")
 
 
-def _always(_: StackConfig) -> str | None:
+def _applies_to_every_stack(_: StackConfig) -> str | None:
     return None
 
 
@@ -319,7 +320,7 @@ class KubeCheck:
     # The verdict on what was read; the third argument is the Pulumi project, for the URNs of fixes.
     judge: Callable[[Any, StackConfig, str], Check]
     # Why the check does not apply to a stack, or None when it does.
-    skip: Callable[[StackConfig], str | None] = _always
+    skip: Callable[[StackConfig], str | None] = _applies_to_every_stack
 
 
 KUBE_CHECKS = (

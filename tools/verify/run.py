@@ -58,7 +58,10 @@ def _bootstrap_checks(config: StackConfig, options: Options, reads: ClusterReads
         try:
             expected = service_ips(reads.get("services", bootstrap.namespace, bootstrap.service))
         except KubectlError:
-            expected = []  # the service check says why
+            # Nothing to compare with or to probe; the service check says why (error, exit 2).
+            for name in ("dns", "udp"):
+                yield Check("skip", name, "no IP is pinned and the Service could not be read (see service)")
+            return
 
     if bootstrap.hostname is None:
         yield Check("skip", "dns", "no hostname configured (bootstrap.hostname)")

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tests.netns import NetNamespace
@@ -34,19 +34,14 @@ if served[key] is not None:
 """
 
 
-def loopback(text: str, port: int | None = None) -> str:
-    """Recorded text with kind-dev's LAN addresses moved onto loopback, so probes stay on this host, and
-    the bootstrap port 4433 moved to `port`, a free one."""
-    text = text.replace("192.168.129.", "127.0.0.")
-    return text if port is None else on_port(text, port)
-
-
 def on_port(text: str, port: int) -> str:
     """Recorded text with the bootstrap port 4433 moved to `port`."""
     return text.replace('"port": 4433', f'"port": {port}')
 
 
-def serve(directory: Path, objects: Mapping[str, str | None], transform=loopback) -> None:
+def serve(directory: Path, objects: Mapping[str, str | None], transform: Callable[[str], str] = str) -> None:
+    """A stand-in kubectl in `directory` answering each `resource[/name]` key of `objects` with that
+    recorded file, after `transform`; a key whose file is None is an object that does not exist."""
     write_kubectl(directory, STANDIN_KUBECTL)
     bodies = {
         key: None if name is None else transform((RECORDED / name).read_text())

@@ -328,9 +328,33 @@ def test_an_unreachable_cluster_exits_2_with_every_kubernetes_check_not_made(tmp
     result = verify_beam00(beam00_cluster(), beam_project(tmp_path / "project", UNREACHABLE_CONTEXT))
 
     lines = result.stdout.splitlines()
+    # Refused is no silent server: every read is made, and each says what kubectl said.
+    said = "kubectl: The connection to the server 127.0.0.1:"
+    assert all(line[22:].startswith(said) for line in lines[1:9])
     assert all(line.startswith("error ") and "refused" in line for line in lines[1:9])
     assert lines[-1] == (
         "error 8 of 12 checks could not be made for stack beam00: controller, speakers, pools, "
         "advertisements, node-ips, lb-exclusion, strict-arp, announced"
     )
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize("which", [["--stack", "beam00"], ["--all"]], ids=["stack", "all"])
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        ("name: [macula-lan\n", "verify: Pulumi.yaml is not valid YAML"),
+        ("runtime: python\n", "verify: Pulumi.yaml has no project name"),
+    ],
+    ids=["not-yaml", "no-name"],
+)
+def test_a_project_file_it_cannot_read_exits_2_and_says_why(tmp_path, which, plan, message):
+    project = beam_project(tmp_path / "project")
+    (project / "Pulumi.yaml").write_text(plan)
+
+    result = run_verify(tmp_path, *which, "--project-dir", str(project))
+
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
     assert result.returncode == 2

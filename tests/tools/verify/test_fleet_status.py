@@ -20,7 +20,7 @@ def test_the_version_running_is_the_controller_images_tag():
 def test_all_prints_one_row_per_stack_with_version_pool_usage_pinned_ips_and_verdicts(tmp_path: Path):
     kubectl_dir = tmp_path / "bin"
     kubectl_dir.mkdir()
-    serve(kubectl_dir, {**HEALTHY, "services": "services.json"}, lambda text: text)
+    serve(kubectl_dir, {**HEALTHY, "services": "services.json"})
 
     # In a namespace of its own: kind-dev's UDP probe goes to its LAN address, which must not leave this host.
     with network_namespace() as namespace:
@@ -54,8 +54,10 @@ def test_an_unreachable_cluster_is_one_error_row_and_json_says_the_same(tmp_path
     kubectl_dir.mkdir()
     refused = serve_refusal(kubectl_dir)
 
-    table = run_verify(kubectl_dir, "--all")
-    data = json.loads(run_verify(kubectl_dir, "--all", "--json").stdout)
+    # In a namespace of its own, should verify ever go past the error row to kind-dev's probes.
+    with network_namespace() as namespace:
+        table = run_verify(kubectl_dir, "--all", namespace=namespace)
+        data = json.loads(run_verify(kubectl_dir, "--all", "--json", namespace=namespace).stdout)
 
     assert table.returncode == 2
     assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["beam00", "beam01", "kind-dev"]

@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from tests.netns import network_namespace
 from tests.program import PROJECT_DIR
 from tests.tools.verify.standin import run_verify
 from tools.verify.stack import read_stack_config
@@ -66,9 +67,12 @@ def test_secret_values_it_cannot_decrypt_are_named_and_exit_2(tmp_path):
         "sys.stderr.write('error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE\\n'); sys.exit(1)",
     )
 
-    result = run_verify(
-        tmp_path, "--stack", "kind-dev", "--project-dir", str(project), "--pulumi", str(pulumi)
-    )
+    # In a namespace of its own, should verify ever go on to kind-dev's probes without the values.
+    with network_namespace() as namespace:
+        result = run_verify(
+            tmp_path, "--stack", "kind-dev", "--project-dir", str(project), "--pulumi", str(pulumi),
+            namespace=namespace,
+        )  # fmt: skip
 
     assert result.returncode == 2
     assert result.stdout == ""
