@@ -419,26 +419,24 @@ def test_nodes_it_may_not_list_warn_the_speakers_check_and_keep_the_checks_that_
     assert checks["controller"].status == "ok"
 
 
-def test_a_speaker_daemonset_it_may_not_read_keeps_only_that_check_from_being_made():
+@pytest.mark.parametrize(
+    ("plural", "namespace", "name"),
+    [("daemonsets", "metallb-system", "speakers"), ("configmaps", "kube-system", "strict-arp")],
+)
+def test_an_object_it_may_not_read_keeps_only_the_check_that_reads_it_from_being_made(
+    plural, namespace, name
+):
     api = FakeKubeApi(cluster_objects())
-    api.forbid("GET", "daemonsets", "metallb-system")
+    api.forbid("GET", plural, namespace)
 
     checks = table(api)
 
-    assert checks["speakers"].status == "error"
-    assert "daemonsets" in checks["speakers"].detail
-    # The nodes are read on their own: the checks that need them are still made.
-    assert [checks[name].status for name in ("node-ips", "lb-exclusion", "announced")] == ["ok", "ok", "ok"]
-
-
-def test_kube_proxy_it_may_not_read_is_an_error_not_a_verdict():
-    api = FakeKubeApi(cluster_objects())
-    api.forbid("GET", "configmaps", "kube-system")
-
-    checks = table(api)
-
-    assert checks["strict-arp"].status == "error"
-    assert 'cannot get resource "configmaps"' in checks["strict-arp"].detail
+    assert checks[name].status == "error"
+    assert f'cannot get resource "{plural}"' in checks[name].detail
+    # The nodes and the rest are read on their own: every other check is still made.
+    assert {other: check.status for other, check in checks.items() if other != name} == {
+        other: "ok" for other in checks if other != name
+    }
 
 
 def test_a_cluster_without_metallb_is_told_apart_from_one_that_cannot_be_asked():
