@@ -124,7 +124,10 @@ def kubectl_items(
     if not isinstance(found, dict):
         raise KubectlError(f"kubectl printed JSON that is no object: {result.stdout[:80]!r}")
     if "items" in found:
-        return [item for item in found["items"] or [] if isinstance(item, dict)]
+        items = found["items"] or []
+        if not isinstance(items, list):
+            raise KubectlError(f"kubectl printed a List whose items are no list: {result.stdout[:80]!r}")
+        return [item for item in items if isinstance(item, dict)]
     return [found]
 
 

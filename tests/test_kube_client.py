@@ -199,3 +199,9 @@ def test_a_denied_get_is_an_error_not_a_missing_object():
 def test_an_unreachable_cluster_is_an_error():
     with fake_cluster() as cluster, pytest.raises(KubectlError, match="refused"):
         kubectl_items(cluster.kubectl(UNREACHABLE_CONTEXT), ["namespaces/metallb-system"])
+
+
+def test_kubectl_items_refuses_a_list_whose_items_are_no_list(tmp_path):
+    script = write_kubectl(tmp_path, 'print(\'{"kind": "List", "items": 5}\')\n')
+    with pytest.raises(KubectlError, match="a List whose items are no list"):
+        kubectl_items(Kubectl("ctx", executable=str(script)), ["pods"], namespace="metallb-system")

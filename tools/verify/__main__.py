@@ -1,5 +1,5 @@
 import sys
 
-from tools.verify.cli import main
+from tools.verify.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -398,4 +398,9 @@ def kube_checks(config: StackConfig, reads: ClusterReads, project: str) -> Itera
         except KubectlError as error:
             yield Check("error", check.name, f"kubectl: {error}")
             continue
-        yield check.judge(found, config, project)
+        try:
+            verdict = check.judge(found, config, project)
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            # An answer of a shape no API server gives: the check could not be made, others still are.
+            verdict = Check("error", check.name, f"kubectl's answer is not the API's shape ({error!r})")
+        yield verdict

@@ -31,6 +31,7 @@ from tests.tools.verify.standin import (
     serve,
     serve_refusal,
 )
+from tools.verify import cli
 
 # --- The command, end to end, with a stand-in kubectl --------------------------------------------------
 
@@ -358,3 +359,25 @@ def test_a_project_file_it_cannot_read_exits_2_and_says_why(tmp_path, which, pla
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert result.returncode == 2
+
+
+def test_answers_of_a_shape_no_api_server_gives_are_checks_not_made(tmp_path):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    serve(kubectl_dir, HEALTHY, lambda _: '{"items": 5}')
+
+    result = run_verify(kubectl_dir, "--stack", "beam00")
+
+    assert "Traceback" not in result.stderr
+    assert "error pools           kubectl's answer is not the API's shape (TypeError(" in result.stdout
+    assert result.returncode == 2
+
+
+def test_an_unforeseen_failure_exits_2_not_1(monkeypatch, capsys):
+    def broken(argv):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "main", broken)
+
+    assert cli.run(["--stack", "beam00"]) == 2
+    assert capsys.readouterr().err.endswith("verify: the checks could not be made (see above)\n")
