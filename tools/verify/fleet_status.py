@@ -17,12 +17,12 @@ from typing import Any
 
 from kube_client import KubectlError
 from project_files import stack_names
-from stack_config import ConfigError, PoolConfig, StackConfig
+from stack_config import ConfigError, PoolConfig
 from stack_config.files import read_project
 from tools.verify.check import Check, summary
 from tools.verify.cluster import CONTROLLER, METALLB_NAMESPACE, field_at, service_ips
 from tools.verify.run import Options, cluster_reads, iter_checks
-from tools.verify.stack import read_stack_config
+from tools.verify.stack import StackToVerify, read_stack_config
 
 
 @dataclass
@@ -47,9 +47,9 @@ def metallb_version(deployment: Any) -> str | None:
     """The tag of the controller's image: the MetalLB version the cluster runs."""
     containers = field_at(deployment, "spec", "template", "spec", "containers") or []
     for container in containers:
-        image = container.get("image", "") if isinstance(container, dict) else ""
-        if container.get("name") == "controller" and ":" in image:
-            return str(image.rsplit(":", 1)[1])
+        image = field_at(container, "image")
+        if field_at(container, "name") == "controller" and isinstance(image, str) and ":" in image:
+            return image.rsplit(":", 1)[1]
     return None
 
 
@@ -62,19 +62,28 @@ def pool_usage(pools: Sequence[PoolConfig], services: Iterable[dict[str, Any]]) 
     ]
 
 
-def stack_status(config: StackConfig, options: Options) -> StackStatus:
-    status = StackStatus(config.stack, config.kube_context)
-    status.pinned = [str(config.bootstrap.ip)] if config.bootstrap and config.bootstrap.ip else []
+def stack_status(stack: StackToVerify, options: Options) -> StackStatus:
+    """One stack's row, its secret values redacted."""
+    config = stack.config
+    status = StackStatus(config.stack, stack.redact(config.kube_context))
+    status.pinned = (
+        [stack.redact(str(config.bootstrap.ip))] if config.bootstrap and config.bootstrap.ip else []
+    )
     reads = cluster_reads(config, options)
     try:
         deployment = reads.get("deployments.v1.apps", METALLB_NAMESPACE, CONTROLLER)
         services = reads.items("services")
     except KubectlError as error:
-        status.error = f"cannot read the cluster: {error}"
+        status.error = stack.redact(f"cannot read the cluster: {error}")
         return status
     status.metallb = metallb_version(deployment)
-    status.pools = pool_usage(config.pools, services)
-    status.checks = list(iter_checks(config, options, reads))
+    status.pools = [
+        {**pool, "name": stack.redact(pool["name"])} for pool in pool_usage(config.pools, services)
+    ]
+    status.checks = [
+        Check(check.status, check.name, stack.redact(check.detail))
+        for check in iter_checks(config, options, reads)
+    ]
     return status
 
 
@@ -87,20 +96,23 @@ def fleet_status(project_dir: Path, pulumi: str, options: Options) -> list[Stack
     statuses = []
     for stack in project.stacks:
         try:
-            config = read_stack_config(project_dir, stack, pulumi, project)
+            to_verify = read_stack_config(project_dir, stack, pulumi, project)
         except ConfigError as error:
             statuses.append(StackStatus(stack, error=str(error)))
             continue
-        statuses.append(stack_status(config, options))
+        try:
+            statuses.append(stack_status(to_verify, options))
+        except Exception as error:  # one stack verify cannot check is that stack's error row, not a crash
+            statuses.append(StackStatus(stack, error=to_verify.redact(f"verify failed: {error!r}")))
     return statuses
 
 
 def _verdicts(status: StackStatus) -> str:
     if status.error is not None:
         return status.error
-    failing = [f"{check.status} {check.name}" for check in status.checks if check.status in ("FAIL", "error")]
+    others = [f"{check.status} {check.name}" for check in status.checks if check.status != "ok"]
     ok = sum(1 for check in status.checks if check.status == "ok")
-    return ", ".join([f"ok {ok}", *failing])
+    return ", ".join([f"ok {ok}", *others])
 
 
 def render_table(statuses: Sequence[StackStatus]) -> str:

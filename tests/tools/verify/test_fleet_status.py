@@ -4,12 +4,15 @@ kubectl that answers from the recorded API responses for every context."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.netns import network_namespace
+from tests.program import PROJECT_DIR
 from tests.tools.verify.kind_dev import recorded
 from tests.tools.verify.standin import HEALTHY, run_verify, serve, serve_refusal
 from tools.verify import fleet_status
+from tools.verify.run import Options
 
 
 def test_the_version_running_is_the_controller_images_tag():
@@ -74,3 +77,21 @@ def test_json_goes_with_all_only(tmp_path: Path):
     result = run_verify(tmp_path, "--stack", "beam00", "--json")
     assert result.returncode == 2
     assert "--json goes with --all" in result.stderr
+
+
+def test_a_stack_verify_fails_on_is_its_own_error_row(tmp_path: Path, monkeypatch):
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    serve(kubectl_dir, {**HEALTHY, "services": "services.json"})
+    monkeypatch.setenv("PATH", f"{kubectl_dir}:{os.environ['PATH']}")
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fleet_status, "iter_checks", broken)
+    statuses = fleet_status.fleet_status(PROJECT_DIR, "pulumi", Options(arp=False))
+
+    assert [(status.stack, status.error) for status in statuses] == [
+        (stack, "verify failed: RuntimeError('a bug')") for stack in ("beam00", "beam01", "kind-dev")
+    ]
+    assert fleet_status.exit_code(statuses) == 2

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 
 from tests.netns import network_namespace
 from tests.program import PROJECT_DIR
-from tests.tools.verify.standin import run_verify
+from tests.standin_kubectl import calls
+from tests.tools.verify.standin import HEALTHY, run_verify, serve
 from tools.verify.stack import read_stack_config
 
 # --- stacks that keep values as secrets ---------------------------------------------------------------
@@ -54,10 +60,15 @@ def test_a_stack_with_secret_values_is_decrypted_and_checked(tmp_path):
     project = secret_project(tmp_path / "project")
     pulumi = fake_pulumi(tmp_path / "pulumi-bin", f"print(json.dumps({DECRYPTED!r}))")
 
-    config = read_stack_config(project, "kind-dev", str(pulumi))
+    stack = read_stack_config(project, "kind-dev", str(pulumi))
 
-    assert config.bootstrap is not None and str(config.bootstrap.ip) == "192.168.129.51"
-    assert config.secret_keys == {"bootstrap"}
+    assert stack.config.bootstrap is not None and str(stack.config.bootstrap.ip) == "192.168.129.51"
+    assert stack.config.secret_keys == {"bootstrap"}
+    # Every text of the secret object is kept out of what verify prints.
+    assert stack.secrets == {"bootstrap.macula.local", "192.168.129.51", "lan-pool"}
+    assert stack.redact("external IP 192.168.129.51, expected 192.168.129.51") == (
+        "external IP [secret], expected [secret]"
+    )
 
 
 def test_secret_values_it_cannot_decrypt_are_named_and_exit_2(tmp_path):
@@ -80,3 +91,66 @@ def test_secret_values_it_cannot_decrypt_are_named_and_exit_2(tmp_path):
     assert "(error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE)" in result.stderr
     # Without the values verify does not guess: a missing bootstrap would skip three checks as unset.
     assert "bootstrap is not configured" not in result.stdout
+
+
+def test_a_pulumi_that_prints_no_config_mapping_is_named_and_exit_2(tmp_path):
+    project = secret_project(tmp_path / "project")
+    pulumi = fake_pulumi(tmp_path / "pulumi-bin", "print('[]')")
+
+    with network_namespace() as namespace:
+        result = run_verify(
+            tmp_path, "--stack", "kind-dev", "--project-dir", str(project), "--pulumi", str(pulumi),
+            namespace=namespace,
+        )  # fmt: skip
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "could not decrypt them (it printed JSON that is no mapping of keys: '[]" in result.stderr
+
+
+def beam00_alone(directory: Path) -> Path:
+    """A project of beam00 only, its kubeContext kept as a secret."""
+    directory.mkdir()
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", directory / "Pulumi.yaml")
+    stack_file = (PROJECT_DIR / "Pulumi.beam00.yaml").read_text()
+    stack_file = stack_file.replace(
+        "macula-lan:kubeContext: beam00", "macula-lan:kubeContext:\n    secure: v1:c2VjcmV0:ZW5jcnlwdGVk"
+    )
+    assert "secure:" in stack_file
+    (directory / "Pulumi.beam00.yaml").write_text(stack_file)
+    return directory
+
+
+SECRET_CONTEXT = "admin@beam00-lab"
+
+
+def decrypted_beam00() -> dict[str, Any]:
+    """What `pulumi config --show-secrets --json` prints for beam00_alone's stack, its context decrypted."""
+    config = yaml.safe_load((PROJECT_DIR / "Pulumi.beam00.yaml").read_text())["config"]
+    listing = {
+        key: {"value": json.dumps(value), "objectValue": value, "secret": False}
+        for key, value in config.items()
+        if isinstance(value, (dict, list))
+    }
+    return {**listing, "macula-lan:kubeContext": {"value": SECRET_CONTEXT, "secret": True}}
+
+
+@pytest.mark.parametrize("which", [["--stack", "beam00"], ["--all"]], ids=["stack", "all"])
+def test_a_secret_context_is_used_and_never_printed(tmp_path, which):
+    project = beam00_alone(tmp_path / "project")
+    pulumi = fake_pulumi(tmp_path / "pulumi-bin", f"print(json.dumps({decrypted_beam00()!r}))")
+    kubectl_dir = tmp_path / "bin"
+    kubectl_dir.mkdir()
+    serve(
+        kubectl_dir,
+        {**HEALTHY, "services": "services.json"},
+        lambda text: text.replace("192.168.129.50-192.168.129.60", "192.168.129.70-192.168.129.80"),
+    )
+
+    result = run_verify(kubectl_dir, *which, "--project-dir", str(project), "--pulumi", str(pulumi))
+
+    made = calls(kubectl_dir)
+    assert made and all(call[:2] == ["--context", SECRET_CONTEXT] for call in made)
+    assert SECRET_CONTEXT not in result.stdout + result.stderr
+    assert "[secret]" in result.stdout
+    assert result.returncode == 0
