@@ -110,9 +110,13 @@ def fleet_status(project_dir: Path, pulumi: str, options: Options) -> list[Stack
 def _verdicts(status: StackStatus) -> str:
     if status.error is not None:
         return status.error
-    others = [f"{check.status} {check.name}" for check in status.checks if check.status != "ok"]
     ok = sum(1 for check in status.checks if check.status == "ok")
-    return ", ".join([f"ok {ok}", *others])
+    grouped = [
+        f"{verdict} {', '.join(check.name for check in status.checks if check.status == verdict)}"
+        for verdict in ("FAIL", "error", "warn", "skip")
+        if any(check.status == verdict for check in status.checks)
+    ]
+    return "; ".join([f"ok {ok}", *grouped])
 
 
 def render_table(statuses: Sequence[StackStatus]) -> str:
