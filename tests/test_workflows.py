@@ -142,6 +142,122 @@ def test_run_block_is_shellcheck_clean(workflow, script):
     assert result.returncode == 0, result.stdout
 
 
+# --- drift.yml's issue step, run as the runner runs it, with a stand-in gh -------------------------------
+
+ISSUE_STEP = "Open or update the stack's drift issue"
+# Logs each call; prints the open issue's number for `issue list` and its last comment for `issue view`;
+# copies the body of what it would post to the log.
+STAND_IN_GH = """#!/usr/bin/env bash
+echo "gh $*" >> "$GH_TEST_LOG"
+case "$1 $2" in
+  "issue list") echo "${GH_TEST_EXISTING:-}" ;;
+  "issue view") echo "${GH_TEST_LAST_COMMENT:-}" ;;
+  "issue create"|"issue comment")
+    previous=""
+    for argument in "$@"; do
+      if [[ "$previous" == --body-file ]]; then
+        { echo "--- body"; cat "$argument"; echo "--- end"; } >> "$GH_TEST_LOG"
+      fi
+      previous=$argument
+    done ;;
+esac
+"""
+DRIFT_REPORT = "| resource | change |\n| --- | --- |\n| lan-pool | spec.addresses |\n"
+VERIFY_LINES = {
+    "passed": "ok    controller      1/1 ready\nok    no check failed for stack beam00\n",
+    "failed": "ok    controller      1/1 ready\nFAIL  lb-exclusion    node-1 carries the label again\n",
+    "failed-and-not-made": (
+        "FAIL  lb-exclusion    node-1 carries the label again\nerror dns             no answer\n"
+    ),
+    "not-made": "ok    controller      1/1 ready\nerror dns             no answer\n",
+}
+
+
+def run_issue_step(tmp_path: Path, drift: str, verify: str, verify_lines: str, **gh: str) -> str:
+    """The step's script with bash as GitHub runs it (-eo pipefail); returns what gh was asked to do."""
+    script = next(text for _, step, text in run_blocks(WORKFLOWS_DIR / "drift.yml") if step == ISSUE_STEP)
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    (stand_ins / "gh").write_text(STAND_IN_GH)
+    (stand_ins / "gh").chmod(0o755)
+    (tmp_path / "report.md").write_text(DRIFT_REPORT)
+    (tmp_path / "verify.txt").write_text(verify_lines)
+    log = tmp_path / "gh.log"
+    log.touch()
+    env = {
+        "PATH": f"{stand_ins}{os.pathsep}{os.environ['PATH']}",
+        "RUNNER_TEMP": str(tmp_path),
+        "STACK": "beam00",
+        "STATUS": drift,
+        "REPORT": str(tmp_path / "report.md"),
+        "VERIFY_STATUS": verify,
+        "VERIFY_OUTPUT": str(tmp_path / "verify.txt"),
+        "RUN_URL": "https://github.example/runs/1",
+        "GH_TEST_LOG": str(log),
+        **{f"GH_TEST_{key.upper()}": value for key, value in gh.items()},
+    }
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return log.read_text()
+
+
+def test_drift_is_filed_when_verify_could_not_make_every_check(tmp_path):
+    calls = run_issue_step(tmp_path, "1", "2", VERIFY_LINES["failed-and-not-made"])
+
+    assert "gh issue create --title Drift detected in stack beam00 --label drift" in calls
+    drifted, broken = calls.split("## Broken: declared and applied, but not working")
+    assert "| lan-pool | spec.addresses |" in drifted
+    assert "FAIL  lb-exclusion" in broken and "error dns" in broken
+    assert "Some checks could not be made" in broken
+
+
+def test_a_broken_stack_is_filed_when_the_drift_check_could_not_be_made(tmp_path):
+    calls = run_issue_step(tmp_path, "2", "1", VERIFY_LINES["failed"], existing="12")
+
+    assert "gh issue comment 12 --body-file" in calls
+    assert "Unknown: the drift check could not be made this time (tools.drift exit 2)" in calls
+    assert "FAIL  lb-exclusion    node-1 carries the label again" in calls
+    assert "Nothing drifted." not in calls
+
+
+def test_an_unhealthy_refresh_is_broken_not_drifted(tmp_path):
+    calls = run_issue_step(tmp_path, "3", "0", VERIFY_LINES["passed"])
+
+    drifted, broken = calls.split("## Broken: declared and applied, but not working")
+    assert "Nothing drifted." in drifted
+    assert "| lan-pool | spec.addresses |" in broken
+    assert "Every check passed." not in broken
+
+
+@pytest.mark.parametrize(
+    ("drift", "verify", "lines"),
+    [("2", "0", "passed"), ("0", "2", "not-made"), ("2", "2", "not-made")],
+    ids=["drift-not-made", "checks-not-made", "neither-made"],
+)
+def test_checks_not_made_and_nothing_found_file_nothing_and_claim_nothing(tmp_path, drift, verify, lines):
+    calls = run_issue_step(tmp_path, drift, verify, VERIFY_LINES[lines], existing="12")
+
+    assert calls.splitlines() == [
+        "gh issue list --state open --label drift --limit 200 --json number,title --jq "
+        "[.[] | select(.title == env.TITLE)][0].number // empty"
+    ]
+
+
+def test_back_in_order_is_said_once(tmp_path):
+    calls = run_issue_step(tmp_path, "0", "0", VERIFY_LINES["passed"], existing="12", last_comment="found")
+    assert "gh issue comment 12 --body-file" in calls and "is back in sync" in calls
+
+    again = tmp_path / "again"
+    again.mkdir()
+    calls = run_issue_step(
+        again, "0", "0", VERIFY_LINES["passed"], existing="12", last_comment="<!-- drift:in-sync -->"
+    )
+    assert "gh issue comment" not in calls
+
+
 # --- scripts/e2e-kind.sh, with stand-ins for docker, kind, kubectl, make and pulumi ---------------------
 
 STAND_IN = """#!/usr/bin/env bash
