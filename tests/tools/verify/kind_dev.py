@@ -24,23 +24,14 @@ def recorded(name: str) -> Any:
     return json.loads((RECORDED / name).read_text())
 
 
-KUBE_PROXY = """\
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: ipvs
-ipvs:
-  strictARP: {strict}
-"""
-
-
 def kube_proxy(strict: str) -> dict[str, Any]:
-    """kube-system/kube-proxy as kubeadm writes it (config.conf holds the KubeProxyConfiguration)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
-        "data": {"config.conf": KUBE_PROXY.format(strict=strict)},
-    }
+    """kube-system/kube-proxy as kubeadm writes it (recorded, config.conf in IPVS mode), with strictARP
+    set to `strict`."""
+    configmap = recorded("configmap-kube-proxy.json")
+    text = configmap["data"]["config.conf"]
+    assert "  strictARP: true\n" in text
+    configmap["data"]["config.conf"] = text.replace("  strictARP: true\n", f"  strictARP: {strict}\n")
+    return configmap
 
 
 def cluster_objects(nodes: str = "nodes.json", strict_arp: str = "true") -> list[dict[str, Any]]:

@@ -308,6 +308,13 @@ def test_a_node_address_inside_a_pool_fails():
 # --- what Pulumi cannot see: the label, strictARP, who announces ------------------------------------------
 
 
+def test_strict_arp_as_kubeadm_records_it_in_ipvs_mode():
+    configmap = recorded("configmap-kube-proxy.json")
+    assert kube_checks.judge_strict_arp(configmap, "macula-lan", "beam00") == Check(
+        "ok", "strict-arp", "kube-proxy's ipvs.strictARP is true"
+    )
+
+
 def test_strict_arp_turned_off_since_fails_with_the_command_that_turns_it_on():
     assert kube_checks.judge_strict_arp(kube_proxy("true"), "macula-lan", "beam00").status == "ok"
     check = kube_checks.judge_strict_arp(kube_proxy("false"), "macula-lan", "beam00")
