@@ -202,14 +202,16 @@ def test_a_refresh_that_finds_pods_not_ready_is_unhealthy_not_drift():
     [change] = verdict.changes
     assert (change.op, change.type, change.name) == (
         "update",
-        "kubernetes:core/v1:ServicePatch",
-        "bootstrap-loadbalancer",
+        "kubernetes:apps/v1:Deployment",
+        "metallb-chart:metallb-system/metallb-controller",
     )
-    assert change.describe() == "not ready: Resource 'macula-bootstrap' was created but failed to initialize"
+    assert change.describe() == (
+        "not ready: Resource 'metallb-controller' was created but failed to initialize"
+    )
     table = render_table([verdict])
     assert (
-        "beam00  unhealthy (1)  update kubernetes:core/v1:ServicePatch bootstrap-loadbalancer (not ready: "
-        in table
+        "beam00  unhealthy (1)  update kubernetes:apps/v1:Deployment "
+        "metallb-chart:metallb-system/metallb-controller (not ready: " in table
     )
     markdown = render_markdown([verdict])
     assert "| `beam00` | **unhealthy** | 1 resource not ready |" in markdown
