@@ -88,6 +88,7 @@ if config.bootstrap is not None:
             wait_for=[address_pools, arp_readiness],
             kube_context=config.kube_context,
             kubeconfig=config.kubeconfig,
+            cluster_identity=metallb.cluster_identity,
             secret="bootstrap" in secret,
         ),
         opts=on_cluster,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ class BootstrapServiceArgs:
     # kubectl waits for the address on the same cluster as the provider.
     kube_context: str
     kubeconfig: str | None
+    # Changes when the cluster is rebuilt (the MetalLB namespace's UID): the address is read again then.
+    cluster_identity: pulumi.Input[str]
     # `bootstrap` was set with --secret: its values stay secret in the state and the outputs.
     secret: bool = False
 
@@ -92,10 +95,17 @@ class BootstrapService(pulumi.ComponentResource):
             spec=k8s.core.v1.ServiceSpecPatchArgs(type="LoadBalancer"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
-        # The address the cluster reports, once MetalLB has given it: what clients will reach.
+        # The address the cluster reports, once MetalLB has given it: what clients will reach. A command
+        # runs only when it is created (pulumi-command has no read), so it is created again whenever
+        # what decides the address changes: the annotations (a pinned IP, a pool) or the cluster. Both
+        # are inputs, never the Service's live state, so a refresh alone plans nothing.
         self.address = command.local.Command(
             f"{name}-address",
             create=kept_secret(address_command(args), args.secret),
+            triggers=[
+                args.cluster_identity,
+                kept_secret(json.dumps(service_annotations(bootstrap), sort_keys=True), args.secret),
+            ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[patch]),
         )
         self.external_ip = kept_secret(

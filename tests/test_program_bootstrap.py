@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -61,6 +62,15 @@ def test_up_waits_for_the_address_within_the_stacks_bound_and_reports_what_the_c
         "--ip 192.168.129.51 --timeout 180"
     )
     assert kind_dev.depends_on(address, kind_dev.one(SERVICE_PATCH))
+    # Read again when the cluster is rebuilt (the namespace's UID) or the annotations that decide the
+    # address change; from inputs only, so a refresh that sees MetalLB's own annotations plans nothing.
+    _, annotations = address.inputs["triggers"]
+    assert "metallb-namespace" in str(address.dependencies)
+    assert json.loads(annotations) == kind_dev.one(SERVICE_PATCH).inputs["metadata"]["annotations"]
+    other_pool = run_program(
+        "kind-dev", with_config("kind-dev", bootstrap={"pool": "lan-pool", "hostname": "b.macula.local"})
+    )
+    assert other_pool.one(LOCAL_COMMAND, "bootstrap-address").inputs["triggers"][1] != annotations
     longer = run_program(
         "kind-dev", with_config("kind-dev", bootstrap={"ip": "192.168.129.51", "assignTimeoutSeconds": 600})
     )

@@ -46,7 +46,9 @@ def allocation_failed(message: str) -> dict[str, Any]:
 def wait(*extra: str, ip: str | None = PINNED, context: str = "kind-macula-dev", timeout: int = 10):
     pinned = ipaddress.ip_address(ip) if ip is not None else None
     bootstrap = BootstrapConfig(ip=pinned, assign_timeout_seconds=timeout)
-    args = BootstrapServiceArgs(bootstrap=bootstrap, wait_for=[], kube_context=context, kubeconfig=None)
+    args = BootstrapServiceArgs(
+        bootstrap=bootstrap, wait_for=[], kube_context=context, kubeconfig=None, cluster_identity="uid"
+    )
     return run_local_command(address_command(args), "--interval", "1", *extra)
 
 

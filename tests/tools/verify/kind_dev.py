@@ -27,7 +27,7 @@ def recorded(name: str) -> Any:
 def kube_proxy(strict: str) -> dict[str, Any]:
     """kube-system/kube-proxy as kubeadm writes it (recorded, config.conf in IPVS mode), with strictARP
     set to `strict`."""
-    configmap = recorded("configmap-kube-proxy.json")
+    configmap: dict[str, Any] = recorded("configmap-kube-proxy.json")
     text = configmap["data"]["config.conf"]
     assert "  strictARP: true\n" in text
     configmap["data"]["config.conf"] = text.replace("  strictARP: true\n", f"  strictARP: {strict}\n")
