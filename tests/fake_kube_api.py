@@ -65,6 +65,7 @@ BUILT_IN_TYPES = (
     ResourceType("", "v1", "secrets", "Secret", True),
     ResourceType("", "v1", "configmaps", "ConfigMap", True),
     ResourceType("", "v1", "events", "Event", True),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceType("apps", "v1", "deployments", "Deployment", True),
     ResourceType("apps", "v1", "daemonsets", "DaemonSet", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),

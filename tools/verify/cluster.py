@@ -26,6 +26,9 @@ ADVERTISEMENT_RESOURCE = "l2advertisements.v1beta1.metallb.io"
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 # The chart's speaker pods (MetalLB 0.14.3's templates/speaker.yaml).
 SPEAKER_PODS = "app.kubernetes.io/name=metallb,app.kubernetes.io/component=speaker"
+ENDPOINT_SLICES = "endpointslices.v1.discovery.k8s.io"
+# The label the EndpointSlice controller puts on a Service's slices.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 class ClusterReads:
@@ -114,6 +117,45 @@ def is_ready(obj: Any) -> bool:
 
 def has_exclusion_label(node: Any) -> bool:
     return EXCLUDE_LB_LABEL in (field_at(node, "metadata", "labels") or {})
+
+
+def has_condition(obj: Any, kind: str) -> bool:
+    """obj's condition `kind` is True (a node's NetworkUnavailable, say)."""
+    conditions = field_at(obj, "status", "conditions") or []
+    return any(
+        isinstance(c, dict) and c.get("type") == kind and c.get("status") == "True" for c in conditions
+    )
+
+
+def matches_selector(obj: Any, selector: Any) -> bool:
+    """A metav1.LabelSelector against obj's labels: every matchLabels pair and every matchExpressions
+    requirement (In, NotIn, Exists, DoesNotExist) holds; an empty selector matches everything."""
+    labels = field_at(obj, "metadata", "labels") or {}
+    if not isinstance(selector, dict):
+        return False
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for requirement in selector.get("matchExpressions") or []:
+        key, operator = requirement.get("key"), requirement.get("operator")
+        values = requirement.get("values") or []
+        held = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }
+        if not held.get(operator, False):
+            return False
+    return True
+
+
+def is_serving(endpoint: Any) -> bool:
+    """An EndpointSlice endpoint that serves, as MetalLB's speaker judges it (epslices.IsConditionServing:
+    `serving`, else `ready`, where absent means true)."""
+    conditions = field_at(endpoint, "conditions") or {}
+    if conditions.get("serving") is not None:
+        return bool(conditions["serving"])
+    return conditions.get("ready") is not False
 
 
 def service_ips(service: Any) -> list[IPAddress]:

@@ -23,16 +23,21 @@ from tools.verify.check import Check
 from tools.verify.cluster import (
     ADVERTISEMENT_RESOURCE,
     CONTROLLER,
+    ENDPOINT_SLICES,
     EXCLUDE_LB_LABEL,
     METALLB_NAMESPACE,
     POOL_RESOURCE,
+    SERVICE_NAME_LABEL,
     SPEAKER,
     SPEAKER_PODS,
     ClusterReads,
     field_at,
+    has_condition,
     has_exclusion_label,
     is_ready,
+    is_serving,
     items_by_name,
+    matches_selector,
     node_addresses,
     service_ips,
 )
@@ -279,22 +284,109 @@ def judge_strict_arp(configmap: Any, project: str, stack: str) -> Check:
     )
 
 
-def judge_announced(pods: Sequence[Any], nodes: Any) -> Check:
-    """At least one speaker that may announce runs, ready, on a node that is Ready: MetalLB's controller
-    writes the Service's address whether or not anyone answers ARP for it."""
-    found = items_by_name(nodes)
-    able = []
-    for pod in pods:
-        node = found.get(field_at(pod, "spec", "nodeName") or "")
-        if node is None or not is_ready(pod) or not is_ready(node) or has_exclusion_label(node):
-            continue
-        able.append(field_at(node, "metadata", "name"))
+@dataclass(frozen=True)
+class AnnouncementReads:
+    """What the announced check reads: the speakers, the nodes, MetalLB's L2 configuration, and the
+    bootstrap Service with its EndpointSlices (None without a bootstrap)."""
+
+    pods: Sequence[Any]
+    nodes: Any
+    advertisements: Any
+    pools: Any
+    service: Any = None
+    endpoint_slices: Sequence[Any] | None = None
+
+
+def announced_pools(config: StackConfig) -> set[str]:
+    """The pools the bootstrap Service's address comes from; every pool without a bootstrap."""
+    bootstrap = config.bootstrap
+    if bootstrap is not None and bootstrap.pool is not None:
+        return {bootstrap.pool}
+    if bootstrap is not None and bootstrap.ip is not None:
+        return {pool.name for pool in config.pools if pool.contains(bootstrap.ip)}
+    return {pool.name for pool in config.pools}
+
+
+def _advertises(advertisement: Any, pool_names: set[str], pools: Any) -> bool:
+    """MetalLB 0.14.3: an L2Advertisement with neither pool names nor pool selectors advertises every pool."""
+    names = set(field_at(advertisement, "spec", "ipAddressPools") or [])
+    selectors = field_at(advertisement, "spec", "ipAddressPoolSelectors") or []
+    if not names and not selectors:
+        return True
+    if names & pool_names:
+        return True
+    return any(
+        matches_selector(pool, selector)
+        for name, pool in items_by_name(pools).items()
+        if name in pool_names
+        for selector in selectors
+    )
+
+
+def _selects(advertisement: Any, node: Any) -> bool:
+    """The advertisement's nodeSelectors select the node; without any, it selects every node."""
+    selectors = field_at(advertisement, "spec", "nodeSelectors") or []
+    return not selectors or any(matches_selector(node, selector) for selector in selectors)
+
+
+def judge_announced(found: AnnouncementReads, pool_names: set[str]) -> Check:
+    """Someone may announce the address, as MetalLB 0.14.3's speaker decides it (ShouldAnnounce and
+    speakersForPool in speaker/layer2_controller.go): a ready speaker on a Ready node that is neither
+    excluded nor NetworkUnavailable and that an L2Advertisement of the pool selects, and, for the
+    bootstrap Service, a serving endpoint (on that node, with externalTrafficPolicy Local). MetalLB's
+    controller writes the Service's address whether or not anyone announces it."""
+    if found.endpoint_slices is not None and not isinstance(found.service, dict):
+        return Check("skip", "announced", "the Service does not exist (see service)")
+    pools = ", ".join(sorted(pool_names)) or "none"
+    advertisements = [
+        ad for ad in items_by_name(found.advertisements).values() if _advertises(ad, pool_names, found.pools)
+    ]
+    if not advertisements:
+        return Check(
+            "FAIL", "announced", f"no L2Advertisement advertises pool {pools}, so no speaker announces it"
+        )
+    nodes = items_by_name(found.nodes)
+    able, why_not = [], []
+    for pod in found.pods:
+        name = field_at(pod, "spec", "nodeName") or ""
+        node = nodes.get(name)
+        if node is None or not is_ready(pod) or not is_ready(node):
+            why_not.append(f"{name or 'unscheduled'}: the speaker or its node is not ready")
+        elif has_exclusion_label(node):
+            why_not.append(f"{name}: {EXCLUDE_LB_LABEL}")
+        elif has_condition(node, "NetworkUnavailable"):
+            why_not.append(f"{name}: NetworkUnavailable")
+        elif not any(_selects(ad, node) for ad in advertisements):
+            why_not.append(f"{name}: no L2Advertisement of pool {pools} selects it (nodeSelectors)")
+        else:
+            able.append(name)
+    if found.endpoint_slices is not None:
+        serving = {
+            field_at(endpoint, "nodeName")
+            for endpoint_slice in found.endpoint_slices
+            for endpoint in field_at(endpoint_slice, "endpoints") or []
+            if is_serving(endpoint)
+        }
+        if not serving:
+            return Check(
+                "FAIL",
+                "announced",
+                "the bootstrap Service has no serving endpoint (its pods are not ready), and MetalLB's "
+                "speakers announce nothing for such a Service: nobody answers ARP for its address",
+            )
+        if field_at(found.service, "spec", "externalTrafficPolicy") == "Local":
+            outside = [name for name in able if name not in serving]
+            why_not += [
+                f"{name}: no serving endpoint on it (externalTrafficPolicy: Local)" for name in outside
+            ]
+            able = [name for name in able if name in serving]
     if not able:
+        reasons = f" ({'; '.join(sorted(why_not))})" if why_not else " (no speaker pod runs)"
         return Check(
             "FAIL",
             "announced",
-            "no ready speaker runs on a Ready node without "
-            f"{EXCLUDE_LB_LABEL}: the Service has its address, but nobody answers ARP for it",
+            f"no speaker may announce pool {pools}{reasons}: the Service has its address, but nobody "
+            "answers ARP for it",
         )
     return Check("ok", "announced", f"speakers that may announce run on {', '.join(sorted(able))}")
 
@@ -372,8 +464,25 @@ KUBE_CHECKS = (
     ),
     KubeCheck(
         "announced",
-        lambda reads, _: (reads.items("pods", METALLB_NAMESPACE, SPEAKER_PODS), reads.get("nodes", None)),
-        lambda found, _, __: judge_announced(found[0], found[1]),
+        lambda reads, config: AnnouncementReads(
+            reads.items("pods", METALLB_NAMESPACE, SPEAKER_PODS),
+            reads.get("nodes", None),
+            reads.get(ADVERTISEMENT_RESOURCE, METALLB_NAMESPACE),
+            reads.get(POOL_RESOURCE, METALLB_NAMESPACE),
+            *(
+                (
+                    reads.get("services", config.bootstrap.namespace, config.bootstrap.service),
+                    reads.items(
+                        ENDPOINT_SLICES,
+                        config.bootstrap.namespace,
+                        f"{SERVICE_NAME_LABEL}={config.bootstrap.service}",
+                    ),
+                )
+                if config.bootstrap is not None
+                else ()
+            ),
+        ),
+        lambda found, config, _: judge_announced(found, announced_pools(config)),
     ),
     KubeCheck(
         "service",

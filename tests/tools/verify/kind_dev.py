@@ -48,5 +48,6 @@ def cluster_objects(nodes: str = "nodes.json", strict_arp: str = "true") -> list
         *recorded("pods-metallb-speaker.json")["items"],
         *recorded(nodes)["items"],
         recorded("service-macula-bootstrap.loadbalancer.json"),
+        *recorded("endpointslices-macula-bootstrap.json")["items"],
         kube_proxy(strict_arp),
     ]

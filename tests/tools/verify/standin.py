@@ -58,6 +58,7 @@ HEALTHY = {
     "services/macula-bootstrap": "service-macula-bootstrap.loadbalancer.json",
     "nodes": "nodes.json",
     "pods": "pods-metallb-speaker.json",
+    "endpointslices.v1.discovery.k8s.io": "endpointslices-macula-bootstrap.json",
 }
 BROKEN = {
     "deployments.v1.apps/metallb-controller": "deployment-metallb-controller.not-ready.json",
@@ -67,6 +68,7 @@ BROKEN = {
     "services/macula-bootstrap": "service-macula-bootstrap.pending.json",
     "nodes": "nodes.excluded.json",
     "pods": "pods-metallb-speaker.json",
+    "endpointslices.v1.discovery.k8s.io": "endpointslices-macula-bootstrap.not-ready.json",
 }
 
 

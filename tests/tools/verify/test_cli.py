@@ -95,7 +95,7 @@ def test_healthy_stack(tmp_path, lan):
     assert result.returncode == 0
     # Every call went to the stack's context, never to whatever the kubeconfig has selected.
     assert all(call[:2] == ["--context", "kind-macula-dev"] for call in calls(kubectl_dir))
-    assert len(calls(kubectl_dir)) == 7
+    assert len(calls(kubectl_dir)) == 8
     assert calls(kubectl_dir)[2][2:] == ["get", "nodes", "-o", "json", "--request-timeout=20s"]
 
 
@@ -135,7 +135,7 @@ def test_broken_stack_names_every_failing_check(tmp_path, lan):
         "'urn:pulumi:lan::macula-lan::macula:lan:ArpReadiness$command:local:Command::arp-readiness-include-"
         "macula-dev-control-plane'"
     )
-    assert "nobody answers ARP for it" in lines[8]
+    assert lines[8].endswith("no L2Advertisement advertises pool lan-pool, so no speaker announces it")
     assert lines[1].endswith("0/1 ready; not every replica is ready")
     assert lines[2] == (
         "FAIL  speakers        metallb-system/metallb-speaker: 0/1 ready; not every speaker is ready; every "
@@ -309,7 +309,10 @@ def test_what_pulumi_cannot_see_fails_with_the_commands_that_put_it_right(tmp_pa
     assert lines[6].endswith(f"pulumi up --stack beam00 --replace {target}include-macula-dev-control-plane'")
     assert lines[7].startswith("FAIL  strict-arp      kube-proxy's ipvs.strictARP is false")
     assert lines[7].endswith(f"pulumi up --stack beam00 --replace {target}strict-arp'")
-    assert lines[8].startswith("FAIL  announced       no ready speaker runs on a Ready node")
+    assert lines[8].startswith(
+        "FAIL  announced       no speaker may announce pool lan-pool (macula-dev-control-plane: "
+        "node.kubernetes.io/exclude-from-external-load-balancers)"
+    )
     assert result.returncode == 1
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +36,10 @@ def test_every_recorded_response_is_used_and_is_kubectl_json():
         assert body["apiVersion"] and body["kind"], path.name
         if body["kind"] == "List":
             assert body["metadata"] == {"resourceVersion": ""}
-            assert all(item["apiVersion"] in ("metallb.io/v1beta1", "v1") for item in body["items"])
+            assert all(
+                item["apiVersion"] in ("metallb.io/v1beta1", "v1", "discovery.k8s.io/v1")
+                for item in body["items"]
+            )
     # Other checks' tests read some of them too.
     source = "".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py"))
     unused = [p.name for p in RECORDED.glob("*.json") if p.name not in source]
@@ -333,20 +338,160 @@ def test_a_listed_node_that_is_gone_is_named():
     assert check == Check("FAIL", "lb-exclusion", "node beam00-worker-7 does not exist")
 
 
-def test_nobody_announces_when_the_only_speaker_is_not_ready_or_its_node_is_not():
-    pods = recorded("pods-metallb-speaker.json")["items"]
-    nodes = recorded("nodes.json")
-    assert kube_checks.judge_announced(pods, nodes).status == "ok"
-    not_ready = json.loads(json.dumps(pods))
-    not_ready[0]["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
-    assert kube_checks.judge_announced(not_ready, nodes).status == "FAIL"
-    node_down = json.loads(json.dumps(nodes))
-    for condition in node_down["items"][0]["status"]["conditions"]:
-        if condition["type"] == "Ready":
-            condition["status"] = "Unknown"
-    assert kube_checks.judge_announced(pods, node_down).detail.startswith(
-        "no ready speaker runs on a Ready node"
+def announcement(**changes: Any) -> kube_checks.AnnouncementReads:
+    """kind-dev's cluster as recorded, healthy, as the announced check reads it; `changes` replace parts."""
+    found = kube_checks.AnnouncementReads(
+        pods=recorded("pods-metallb-speaker.json")["items"],
+        nodes=recorded("nodes.json"),
+        advertisements=recorded("l2advertisements.json"),
+        pools=recorded("ipaddresspools.json"),
+        service=recorded("service-macula-bootstrap.loadbalancer.json"),
+        endpoint_slices=recorded("endpointslices-macula-bootstrap.json")["items"],
     )
+    return dataclasses.replace(found, **changes)
+
+
+def edited(document: Any, edit: Callable[[Any], None]) -> Any:
+    copy = json.loads(json.dumps(document))
+    edit(copy)
+    return copy
+
+
+def set_node_condition(kind: str, status: str) -> Callable[[Any], None]:
+    def edit(nodes: Any) -> None:
+        conditions = nodes["items"][0]["status"]["conditions"]
+        conditions[:] = [c for c in conditions if c["type"] != kind] + [{"type": kind, "status": status}]
+
+    return edit
+
+
+def with_node_selectors(*selectors: Any) -> Callable[[Any], None]:
+    def edit(listing: Any) -> None:
+        listing["items"][0]["spec"]["nodeSelectors"] = list(selectors)
+
+    return edit
+
+
+LAN_POOL = {"lan-pool"}
+
+
+def test_a_speaker_on_a_ready_node_with_a_serving_endpoint_announces():
+    assert kube_checks.judge_announced(announcement(), LAN_POOL) == Check(
+        "ok", "announced", "speakers that may announce run on macula-dev-control-plane"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"pods": edited(recorded("pods-metallb-speaker.json"), lambda d: d["items"][0]["status"].update(
+                conditions=[{"type": "Ready", "status": "False"}]))["items"]},
+            "macula-dev-control-plane: the speaker or its node is not ready",
+        ),
+        (
+            {"nodes": edited(recorded("nodes.json"), set_node_condition("Ready", "Unknown"))},
+            "macula-dev-control-plane: the speaker or its node is not ready",
+        ),
+        ({"nodes": recorded("nodes.excluded.json")}, f"macula-dev-control-plane: {EXCLUDE_LB_LABEL}"),
+        (
+            {"nodes": edited(recorded("nodes.json"), set_node_condition("NetworkUnavailable", "True"))},
+            "macula-dev-control-plane: NetworkUnavailable",
+        ),
+        (
+            {"advertisements": edited(recorded("l2advertisements.json"), with_node_selectors(
+                {"matchLabels": {"macula.io/lan": "true"}}))},
+            "macula-dev-control-plane: no L2Advertisement of pool lan-pool selects it (nodeSelectors)",
+        ),
+        ({"pods": []}, "no speaker pod runs"),
+    ],
+    ids=["speaker-not-ready", "node-not-ready", "excluded", "network-unavailable", "not-selected", "no-pod"],
+)  # fmt: skip
+def test_nobody_announces_and_the_check_says_why(changes, reason):
+    check = kube_checks.judge_announced(announcement(**changes), LAN_POOL)
+
+    assert check.status == "FAIL"
+    assert check.detail.startswith(f"no speaker may announce pool lan-pool ({reason})")
+    assert check.detail.endswith("the Service has its address, but nobody answers ARP for it")
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"matchLabels": {"kubernetes.io/hostname": "macula-dev-control-plane"}},
+        {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]},
+        {"matchExpressions": [{"key": "macula.io/no-lan", "operator": "DoesNotExist"}]},
+        {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]},
+        {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}]},
+    ],
+)
+def test_node_selectors_that_select_the_node_let_it_announce(selector):
+    advertisements = edited(recorded("l2advertisements.json"), with_node_selectors(selector))
+    assert kube_checks.judge_announced(announcement(advertisements=advertisements), LAN_POOL).status == "ok"
+
+
+def test_a_service_without_a_serving_endpoint_is_announced_by_nobody():
+    slices = recorded("endpointslices-macula-bootstrap.not-ready.json")["items"]
+    check = kube_checks.judge_announced(announcement(endpoint_slices=slices), LAN_POOL)
+    assert check.status == "FAIL"
+    assert check.detail.startswith("the bootstrap Service has no serving endpoint (its pods are not ready)")
+
+
+def test_with_external_traffic_policy_local_only_nodes_with_an_endpoint_announce():
+    elsewhere = edited(
+        recorded("endpointslices-macula-bootstrap.json"),
+        lambda d: d["items"][0]["endpoints"][0].update(nodeName="beam00-worker-2"),
+    )["items"]
+    local = edited(
+        recorded("service-macula-bootstrap.loadbalancer.json"),
+        lambda d: d["spec"].update(externalTrafficPolicy="Local"),
+    )
+    check = kube_checks.judge_announced(announcement(service=local, endpoint_slices=elsewhere), LAN_POOL)
+    assert check.detail.startswith(
+        "no speaker may announce pool lan-pool (macula-dev-control-plane: no serving endpoint on it "
+        "(externalTrafficPolicy: Local))"
+    )
+    cluster_policy = kube_checks.judge_announced(announcement(endpoint_slices=elsewhere), LAN_POOL)
+    assert cluster_policy.status == "ok"
+
+
+def test_a_pool_no_advertisement_names_is_announced_by_nobody():
+    check = kube_checks.judge_announced(announcement(), {"other-pool"})
+    assert check == Check(
+        "FAIL", "announced", "no L2Advertisement advertises pool other-pool, so no speaker announces it"
+    )
+    # Neither pool names nor pool selectors: MetalLB advertises every pool.
+    every_pool = edited(
+        recorded("l2advertisements.json"), lambda d: d["items"][0]["spec"].pop("ipAddressPools")
+    )
+    assert kube_checks.judge_announced(announcement(advertisements=every_pool), {"other-pool"}).status == "ok"
+
+
+def test_a_pool_selected_by_its_labels_is_advertised():
+    labelled = edited(
+        recorded("ipaddresspools.json"), lambda d: d["items"][0]["metadata"].update(labels={"lan": "yes"})
+    )
+    by_selector = edited(
+        recorded("l2advertisements.json"),
+        lambda d: d["items"][0]["spec"].update(
+            ipAddressPools=[], ipAddressPoolSelectors=[{"matchLabels": {"lan": "yes"}}]
+        ),
+    )
+    found = announcement(advertisements=by_selector, pools=labelled)
+    assert kube_checks.judge_announced(found, LAN_POOL).status == "ok"
+    assert (
+        kube_checks.judge_announced(
+            dataclasses.replace(found, pools=recorded("ipaddresspools.json")), LAN_POOL
+        ).status
+        == "FAIL"
+    )
+
+
+def test_the_pool_the_bootstrap_address_comes_from():
+    assert kube_checks.announced_pools(KIND_DEV) == {"lan-pool"}
+    assert kube_checks.announced_pools(BEAM00) == {"lan-pool"}
+    unpinned = dataclasses.replace(KIND_DEV, bootstrap=dataclasses.replace(BOOTSTRAP, pool=None))
+    assert kube_checks.announced_pools(unpinned) == {"lan-pool"}  # the pool holding 192.168.129.51
 
 
 # --- the table, with a real kubectl against the fake API server ---------------------------------------------
@@ -456,11 +601,11 @@ def test_a_cluster_without_metallb_is_told_apart_from_one_that_cannot_be_asked()
     assert checks["speakers"].detail.startswith("DaemonSet metallb-system/metallb-speaker not found")
     assert checks["strict-arp"] == Check("FAIL", "strict-arp", "ConfigMap kube-system/kube-proxy not found")
     assert checks["service"] == Check("FAIL", "service", "Service macula/macula-bootstrap not found")
-    assert checks["announced"].status == "FAIL"  # no speaker pod at all
     # Could not ask: without MetalLB's CRDs the API server has no such type to list.
     assert checks["pools"].status == "error"
     assert 'the server doesn\'t have a resource type "ipaddresspools"' in checks["pools"].detail
     assert checks["advertisements"].status == "error"
+    assert checks["announced"].status == "error"  # it reads the advertisements too
 
 
 def test_an_unreachable_cluster_makes_no_check_and_fails_none():
