@@ -34,7 +34,6 @@ import enum
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import traceback
@@ -45,6 +44,7 @@ from typing import Any
 
 from project_files import stack_names
 from tools.arguments import seconds
+from tools.process_group import run_in_own_group
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -446,23 +446,8 @@ def run_pulumi_preview(pulumi: str, stack: str, project_dir: Path, timeout: floa
     env.pop("PULUMI_ENABLE_STREAMING_JSON_PREVIEW", None)
     # The update check writes a notice to stderr and calls out to the network on every run.
     env["PULUMI_SKIP_UPDATE_CHECK"] = "true"
-    # Its own process group, so that a timeout ends pulumi's plugins and language host with it.
-    process = subprocess.Popen(
-        preview_command(pulumi, stack),
-        cwd=project_dir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    return CliRun(process.returncode, _decoded(stdout, "stdout"), _decoded(stderr, "stderr"))
+    returncode, stdout, stderr = run_in_own_group(preview_command(pulumi, stack), project_dir, timeout, env)
+    return CliRun(returncode, _decoded(stdout, "stdout"), _decoded(stderr, "stderr"))
 
 
 class UndecodableOutputError(ValueError):

@@ -12,10 +12,13 @@ from typing import Any
 
 from stack_config import ConfigError, StackConfig
 from stack_config.files import Project, decode_cli_config, read_project
+from tools.process_group import run_in_own_group
 
 # Secret config verify has no use for: the SSH key is the DNS fix's, not a check's.
 UNNEEDED_SECRETS = frozenset({"sshPrivateKey"})
 REDACTED = "[secret]"
+# `pulumi config` reads the state; a backend that hangs must not hold verify up for good.
+PULUMI_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -57,19 +60,18 @@ def read_stack_config(
     command = [pulumi, "config", "--stack", stack, "--show-secrets", "--json"]
     why = ""
     try:
-        result = subprocess.run(
-            command, cwd=project_dir, capture_output=True, text=True, timeout=120, check=False
-        )
-        if result.returncode == 0:
-            listing = json.loads(result.stdout)
+        returncode, stdout_bytes, stderr_bytes = run_in_own_group(command, project_dir, PULUMI_TIMEOUT)
+        stdout, stderr = stdout_bytes.decode(), stderr_bytes.decode(errors="replace")
+        if returncode == 0:
+            listing = json.loads(stdout)
             if not isinstance(listing, dict):
-                raise ValueError(f"it printed JSON that is no mapping of keys: {result.stdout[:80]!r}")
+                raise ValueError(f"it printed JSON that is no mapping of keys: {stdout[:80]!r}")
             values = decode_cli_config(listing, project.namespace)
             return StackToVerify(
                 project.stack_config(stack, values),
                 frozenset(text for key in needed for text in _texts(values.get(key))),
             )
-        why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        why = (stderr.strip().splitlines() or [f"exit {returncode}"])[-1]
     except (OSError, subprocess.TimeoutExpired, ValueError) as error:
         why = str(error)
     raise ConfigError(
