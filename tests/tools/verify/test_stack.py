@@ -71,12 +71,21 @@ def test_a_stack_with_secret_values_is_decrypted_and_checked(tmp_path):
     )
 
 
-def test_secret_values_it_cannot_decrypt_are_named_and_exit_2(tmp_path):
+@pytest.mark.parametrize(
+    ("pulumi_body", "reason"),
+    [
+        (
+            "sys.stderr.write('error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE\\n'); sys.exit(1)",
+            "(error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE)",
+        ),
+        ("print('[]')", "(it printed JSON that is no mapping of keys: '[]"),
+        ("print('{not json')", "(Expecting property name enclosed in double quotes"),
+    ],
+    ids=["no-passphrase", "no-mapping", "not-json"],
+)
+def test_secret_values_it_cannot_decrypt_are_named_and_exit_2(tmp_path, pulumi_body, reason):
     project = secret_project(tmp_path / "project")
-    pulumi = fake_pulumi(
-        tmp_path / "pulumi-bin",
-        "sys.stderr.write('error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE\\n'); sys.exit(1)",
-    )
+    pulumi = fake_pulumi(tmp_path / "pulumi-bin", pulumi_body)
 
     # In a namespace of its own, should verify ever go on to kind-dev's probes without the values.
     with network_namespace() as namespace:
@@ -87,25 +96,11 @@ def test_secret_values_it_cannot_decrypt_are_named_and_exit_2(tmp_path):
 
     assert result.returncode == 2
     assert result.stdout == ""
+    assert "Traceback" not in result.stderr
     assert result.stderr.startswith("verify: stack kind-dev keeps bootstrap as secrets")
-    assert "(error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE)" in result.stderr
+    assert reason in result.stderr
     # Without the values verify does not guess: a missing bootstrap would skip three checks as unset.
     assert "bootstrap is not configured" not in result.stdout
-
-
-def test_a_pulumi_that_prints_no_config_mapping_is_named_and_exit_2(tmp_path):
-    project = secret_project(tmp_path / "project")
-    pulumi = fake_pulumi(tmp_path / "pulumi-bin", "print('[]')")
-
-    with network_namespace() as namespace:
-        result = run_verify(
-            tmp_path, "--stack", "kind-dev", "--project-dir", str(project), "--pulumi", str(pulumi),
-            namespace=namespace,
-        )  # fmt: skip
-
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert "could not decrypt them (it printed JSON that is no mapping of keys: '[]" in result.stderr
 
 
 def beam00_alone(directory: Path) -> Path:
