@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(stack.redact(check.line()), flush=True)
         checks.append(check)
     last, code = summary(stack.config.stack, checks)
-    print(last)
+    print(stack.redact(last))
     return code
 
 
@@ -101,7 +101,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     """main, with every failure to make the checks exiting 2, never 1, which means a check failed."""
     try:
         return main(argv)
-    except Exception:  # an unforeseen failure is a check that could not be made, not a failed one
-        traceback.print_exc()
-        print("verify: the checks could not be made (see above)", file=sys.stderr)
+    except Exception as error:  # an unforeseen failure is a check that could not be made, not a failed one
+        # Where it happened, not what it said: its message may quote decrypted secret config.
+        sys.stderr.write("".join(traceback.format_tb(error.__traceback__)))
+        print(
+            f"verify: the checks could not be made: an unforeseen {type(error).__name__} (where: above; its "
+            "message is left out, as it may hold secret config)",
+            file=sys.stderr,
+        )
         return 2

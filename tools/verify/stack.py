@@ -3,7 +3,9 @@ of what verify prints."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +18,15 @@ from tools.process_group import run_in_own_group
 
 # Secret config verify has no use for: the SSH key is the DNS fix's, not a check's.
 UNNEEDED_SECRETS = frozenset({"sshPrivateKey"})
+# The keys whose values verify prints: what it checks, and where it checks it.
+PRINTED_KEYS = frozenset(
+    {"kubeContext", "kubeconfig", "pools", "advertisements", "bootstrap", "clearLoadBalancerExclusion", "lan"}
+)
 REDACTED = "[secret]"
 # `pulumi config` reads the state; a backend that hangs must not hold verify up for good.
 PULUMI_TIMEOUT = 120.0
+# What a secret may be part of and still be itself: a whole name, address or path, not a piece of one.
+_WORD = r"[\w.@/-]"
 
 
 @dataclass(frozen=True)
@@ -29,14 +37,20 @@ class StackToVerify:
     secrets: frozenset[str] = frozenset()
 
     def redact(self, text: str) -> str:
-        # Longest first, so a secret that contains another is hidden whole.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, self.secrets)
+
+
+def redact(text: str, secrets: frozenset[str]) -> str:
+    """`text` with each secret that stands as a whole word (not inside a longer name or address)
+    replaced. Longest first, so a secret that contains another is hidden whole."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = re.sub(rf"(?<!{_WORD}){re.escape(secret)}(?!{_WORD})", REDACTED, text)
+    return text
 
 
 def _texts(value: Any) -> Iterator[str]:
-    """Every text a config value holds, as verify could print it."""
+    """Every text a config value holds, as verify could print it: an address also as Python writes it
+    (the canonical form), and each end of an address range."""
     if isinstance(value, dict):
         for item in value.values():
             yield from _texts(item)
@@ -44,7 +58,18 @@ def _texts(value: Any) -> Iterator[str]:
         for item in value:
             yield from _texts(item)
     elif isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value):
-        yield str(value)
+        text = str(value)
+        yield text
+        for part in re.split(r"\s*-\s*|/", text):
+            try:
+                yield str(ipaddress.ip_address(part))
+            except ValueError:
+                continue
+
+
+def secret_texts(stack: str, values: dict[str, Any], keys: frozenset[str]) -> frozenset[str]:
+    """What to hide of the values of `keys`; the stack's own name, public as its file name, never."""
+    return frozenset(text for key in keys for text in _texts(values.get(key))) - {stack}
 
 
 def read_stack_config(
@@ -52,7 +77,8 @@ def read_stack_config(
 ) -> StackToVerify:
     """The stack's configuration (from `project`, when the caller has read it already). When it keeps
     values verify checks as secrets, they are decrypted with `pulumi config --show-secrets --json` (which
-    needs the stack's passphrase); when that cannot be done, ConfigError names the values it cannot read."""
+    needs the stack's passphrase); when that cannot be done, ConfigError names the values it cannot read.
+    No error says a decrypted value."""
     project = project if project is not None else read_project(project_dir)
     needed = project.secrets.get(stack, frozenset()) - UNNEEDED_SECRETS
     if not needed:
@@ -65,12 +91,15 @@ def read_stack_config(
         if returncode == 0:
             listing = json.loads(stdout)
             if not isinstance(listing, dict):
-                raise ValueError(f"it printed JSON that is no mapping of keys: {stdout[:80]!r}")
+                kind = type(listing).__name__
+                raise ValueError(f"it printed JSON that is no mapping of keys, but a {kind}")
             values = decode_cli_config(listing, project.namespace)
-            return StackToVerify(
-                project.stack_config(stack, values),
-                frozenset(text for key in needed for text in _texts(values.get(key))),
-            )
+            try:
+                config = project.stack_config(stack, values)
+            except ConfigError as error:
+                # Its message quotes the values it refuses, which may be the decrypted ones.
+                raise ConfigError(redact(str(error), secret_texts(stack, values, needed))) from None
+            return StackToVerify(config, secret_texts(stack, values, needed & PRINTED_KEYS))
         why = (stderr.strip().splitlines() or [f"exit {returncode}"])[-1]
     except (OSError, subprocess.TimeoutExpired, ValueError) as error:
         why = str(error)

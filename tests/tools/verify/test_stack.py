@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
+from stack_config import ConfigError
 from tests.netns import network_namespace
 from tests.program import PROJECT_DIR
 from tests.standin_kubectl import calls
 from tests.tools.verify.standin import HEALTHY, run_verify, serve
-from tools.verify.stack import read_stack_config
+from tools.verify.stack import PRINTED_KEYS as PRINTED
+from tools.verify.stack import read_stack_config, redact, secret_texts
 
 # --- stacks that keep values as secrets ---------------------------------------------------------------
 
@@ -78,7 +80,7 @@ def test_a_stack_with_secret_values_is_decrypted_and_checked(tmp_path):
             "sys.stderr.write('error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE\\n'); sys.exit(1)",
             "(error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE)",
         ),
-        ("print('[]')", "(it printed JSON that is no mapping of keys: '[]"),
+        ("print('[]')", "(it printed JSON that is no mapping of keys, but a list)"),
         ("print('{not json')", "(Expecting property name enclosed in double quotes"),
     ],
     ids=["no-passphrase", "no-mapping", "not-json"],
@@ -149,3 +151,42 @@ def test_a_secret_context_is_used_and_never_printed(tmp_path, which):
     assert SECRET_CONTEXT not in result.stdout + result.stderr
     assert "[secret]" in result.stdout
     assert result.returncode == 0
+
+
+def test_a_secret_is_hidden_where_it_stands_whole_never_inside_a_longer_name():
+    secrets = secret_texts("kind-dev", {"kubeContext": "dev", "bootstrap": {"ip": "FD00:0::51"}}, PRINTED)
+    assert redact("context dev, stack kind-dev, node macula-dev-control-plane", secrets) == (
+        "context [secret], stack kind-dev, node macula-dev-control-plane"
+    )
+    # As written in the stack file, and as Python and kubectl write it.
+    assert redact("expected FD00:0::51, got [fd00::51]:4433/udp", secrets) == (
+        "expected [secret], got [[secret]]:4433/udp"
+    )
+    # The stack's own name is public: it names the stack file.
+    assert secret_texts("beam00", {"kubeContext": "beam00"}, PRINTED) == frozenset()
+
+
+def test_only_what_verify_prints_is_hidden_in_its_output(tmp_path):
+    project = secret_project(tmp_path / "project")
+    dns_fix = {"host": "192.168.129.3", "user": "dev", "openFirewall": True}
+    decrypted = {**DECRYPTED, "macula-lan:dnsFix": {"value": json.dumps(dns_fix), "objectValue": dns_fix}}
+    pulumi = fake_pulumi(tmp_path / "pulumi-bin", f"print(json.dumps({decrypted!r}))")
+    stack_file = project / "Pulumi.kind-dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("user: macula", "user:\n      secure: v1:ZGV2"))
+
+    stack = read_stack_config(project, "kind-dev", str(pulumi))
+
+    assert "dev" not in stack.secrets  # dnsFix is the DNS fix's, never printed by verify
+
+
+def test_an_invalid_decrypted_value_is_refused_without_being_said(tmp_path):
+    project = secret_project(tmp_path / "project")
+    outside = json.loads(json.dumps(DECRYPTED))
+    outside["macula-lan:bootstrap"]["objectValue"]["ip"] = "192.168.129.99"
+    pulumi = fake_pulumi(tmp_path / "pulumi-bin", f"print(json.dumps({outside!r}))")
+
+    with pytest.raises(ConfigError) as refused:
+        read_stack_config(project, "kind-dev", str(pulumi))
+
+    assert "192.168.129.99" not in str(refused.value)
+    assert "[secret]" in str(refused.value)
