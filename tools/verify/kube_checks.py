@@ -329,22 +329,14 @@ def _selects(advertisement: Any, node: Any) -> bool:
     return not selectors or any(matches_selector(node, selector) for selector in selectors)
 
 
-def judge_announced(found: AnnouncementReads, pool_names: set[str]) -> Check:
-    """Someone may announce the address, as MetalLB 0.14.3's speaker decides it (ShouldAnnounce and
-    speakersForPool in speaker/layer2_controller.go): a ready speaker on a Ready node that is neither
-    excluded nor NetworkUnavailable and that an L2Advertisement of the pool selects, and, for the
-    bootstrap Service, a serving endpoint (on that node, with externalTrafficPolicy Local). MetalLB's
-    controller writes the Service's address whether or not anyone announces it."""
-    if found.endpoint_slices is not None and not isinstance(found.service, dict):
-        return Check("skip", "announced", "the Service does not exist (see service)")
-    pools = ", ".join(sorted(pool_names)) or "none"
-    advertisements = [
-        ad for ad in items_by_name(found.advertisements).values() if _advertises(ad, pool_names, found.pools)
-    ]
-    if not advertisements:
-        return Check(
-            "FAIL", "announced", f"no L2Advertisement advertises pool {pools}, so no speaker announces it"
-        )
+# MetalLB's controller names the pool it took a Service's address from (0.14.3 controller/service.go).
+ALLOCATED_FROM_POOL = "metallb.universe.tf/ip-allocated-from-pool"
+
+
+def _may_announce(
+    found: AnnouncementReads, advertisements: Sequence[Any], pool: str
+) -> tuple[list[str], list[str]]:
+    """The nodes whose speaker may announce `pool`'s addresses, and why each other speaker may not."""
     nodes = items_by_name(found.nodes)
     able, why_not = [], []
     for pod in found.pods:
@@ -357,9 +349,24 @@ def judge_announced(found: AnnouncementReads, pool_names: set[str]) -> Check:
         elif has_condition(node, "NetworkUnavailable"):
             why_not.append(f"{name}: NetworkUnavailable")
         elif not any(_selects(ad, node) for ad in advertisements):
-            why_not.append(f"{name}: no L2Advertisement of pool {pools} selects it (nodeSelectors)")
+            why_not.append(f"{name}: no L2Advertisement of pool {pool} selects it (nodeSelectors)")
         else:
             able.append(name)
+    return able, why_not
+
+
+def judge_announced(found: AnnouncementReads, pool_names: set[str]) -> Check:
+    """Someone may announce each pool's addresses, as MetalLB 0.14.3's speaker decides it (ShouldAnnounce
+    and speakersForPool in speaker/layer2_controller.go, per pool): a ready speaker on a Ready node that
+    is neither excluded nor NetworkUnavailable and that an L2Advertisement of the pool selects, and, for
+    the bootstrap Service, a serving endpoint (on that node, with externalTrafficPolicy Local). The
+    Service's pool is the one MetalLB says it allocated from, when it says so. MetalLB's controller
+    writes the Service's address whether or not anyone announces it."""
+    if found.endpoint_slices is not None and not isinstance(found.service, dict):
+        return Check("skip", "announced", "the Service does not exist (see service)")
+    allocated_from = (field_at(found.service, "metadata", "annotations") or {}).get(ALLOCATED_FROM_POOL)
+    pools = {allocated_from} if isinstance(allocated_from, str) else pool_names
+    serving: set[Any] | None = None
     if found.endpoint_slices is not None:
         serving = {
             field_at(endpoint, "nodeName")
@@ -367,28 +374,40 @@ def judge_announced(found: AnnouncementReads, pool_names: set[str]) -> Check:
             for endpoint in field_at(endpoint_slice, "endpoints") or []
             if is_serving(endpoint)
         }
-        if not serving:
-            return Check(
-                "FAIL",
-                "announced",
-                "the bootstrap Service has no serving endpoint (its pods are not ready), and MetalLB's "
-                "speakers announce nothing for such a Service: nobody answers ARP for its address",
-            )
-        if field_at(found.service, "spec", "externalTrafficPolicy") == "Local":
-            outside = [name for name in able if name not in serving]
+    problems, announcing = [], set()
+    if serving is not None and not serving:
+        problems.append(
+            "the bootstrap Service has no serving endpoint (its pods are not ready), and MetalLB's speakers "
+            "announce nothing for such a Service"
+        )
+    local = field_at(found.service, "spec", "externalTrafficPolicy") == "Local"
+    for pool in sorted(pools):
+        advertisements = [
+            ad for ad in items_by_name(found.advertisements).values() if _advertises(ad, {pool}, found.pools)
+        ]
+        if not advertisements:
+            problems.append(f"no L2Advertisement advertises pool {pool}, so no speaker announces it")
+            continue
+        able, why_not = _may_announce(found, advertisements, pool)
+        if local and serving is not None:
             why_not += [
-                f"{name}: no serving endpoint on it (externalTrafficPolicy: Local)" for name in outside
+                f"{name}: no serving endpoint on it (externalTrafficPolicy: Local)"
+                for name in able
+                if name not in serving
             ]
             able = [name for name in able if name in serving]
-    if not able:
-        reasons = f" ({'; '.join(sorted(why_not))})" if why_not else " (no speaker pod runs)"
-        return Check(
-            "FAIL",
-            "announced",
-            f"no speaker may announce pool {pools}{reasons}: the Service has its address, but nobody "
-            "answers ARP for it",
+        if not able:
+            reasons = "; ".join(sorted(why_not)) if why_not else "no speaker pod runs"
+            problems.append(f"no speaker may announce pool {pool} ({reasons})")
+        announcing.update(able)
+    if problems:
+        outcome = (
+            "the Service has its address, but nobody answers ARP for it"
+            if found.endpoint_slices is not None
+            else "MetalLB assigns the pool's addresses, but nobody answers ARP for them"
         )
-    return Check("ok", "announced", f"speakers that may announce run on {', '.join(sorted(able))}")
+        return Check("FAIL", "announced", f"{'; '.join(problems)}: {outcome}")
+    return Check("ok", "announced", f"speakers that may announce run on {', '.join(sorted(announcing))}")
 
 
 def _applies_to_every_stack(_: StackConfig) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,9 @@ from tools.verify.cluster import (
     field_at,
     has_exclusion_label,
     is_ready,
+    is_serving,
     items_by_name,
+    matches_selector,
     node_addresses,
     service_ips,
 )
@@ -124,3 +127,61 @@ def test_fields_are_picked_out_of_what_was_read():
     ]
     assert service_ips(recorded("service-macula-bootstrap.pending.json")) == []
     assert items_by_name({"items": [{"metadata": {}}, "junk"]}) == {}
+
+
+def expression(key: str, operator: str, *values: str) -> dict[str, Any]:
+    """A selector of one matchExpressions requirement."""
+    requirement: dict[str, Any] = {"key": key, "operator": operator}
+    if values:
+        requirement["values"] = list(values)
+    return {"matchExpressions": [requirement]}
+
+
+NODE = {"metadata": {"labels": {"kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""}}}
+
+
+@pytest.mark.parametrize(
+    ("selector", "selects"),
+    [
+        ({}, True),
+        ({"matchLabels": {"kubernetes.io/os": "linux"}}, True),
+        ({"matchLabels": {"kubernetes.io/os": "windows"}}, False),
+        ({"matchLabels": {"macula.io/lan": "true"}}, False),
+        (expression("kubernetes.io/os", "In", "linux"), True),
+        (expression("kubernetes.io/os", "In", "windows"), False),
+        (expression("macula.io/lan", "In", "true"), False),
+        (expression("kubernetes.io/os", "NotIn", "linux"), False),
+        (expression("macula.io/lan", "NotIn", "true"), True),
+        (expression("node-role.kubernetes.io/control-plane", "Exists"), True),
+        (expression("macula.io/lan", "Exists"), False),
+        (expression("macula.io/lan", "DoesNotExist"), True),
+        (expression("kubernetes.io/os", "DoesNotExist"), False),
+        (expression("kubernetes.io/os", "Gt", "1"), False),
+        (
+            {
+                "matchLabels": {"kubernetes.io/os": "linux"},
+                "matchExpressions": [{"key": "macula.io/lan", "operator": "Exists"}],
+            },
+            False,
+        ),
+    ],
+)
+def test_a_label_selector_selects_as_the_api_server_does(selector, selects):
+    assert matches_selector(NODE, selector) is selects
+
+
+@pytest.mark.parametrize(
+    ("conditions", "serving"),
+    [
+        ({"ready": True, "serving": True, "terminating": False}, True),
+        ({"ready": False, "serving": False}, False),
+        # Terminating, no longer ready, still serving: MetalLB still announces for it.
+        ({"ready": False, "serving": True, "terminating": True}, True),
+        ({"ready": True, "serving": False}, False),
+        ({"ready": False}, False),
+        ({"ready": True}, True),
+        ({}, True),  # neither said: the API's default is ready
+    ],
+)
+def test_an_endpoint_serves_as_metallb_reads_its_conditions(conditions, serving):
+    assert is_serving({"conditions": conditions}) is serving

@@ -455,16 +455,52 @@ def test_with_external_traffic_policy_local_only_nodes_with_an_endpoint_announce
     assert cluster_policy.status == "ok"
 
 
+# Without a bootstrap there is no Service to follow: every pool must have someone to announce it.
+NO_BOOTSTRAP = {"service": None, "endpoint_slices": None}
+
+
 def test_a_pool_no_advertisement_names_is_announced_by_nobody():
-    check = kube_checks.judge_announced(announcement(), {"other-pool"})
+    check = kube_checks.judge_announced(announcement(**NO_BOOTSTRAP), {"lan-pool", "other-pool"})
     assert check == Check(
-        "FAIL", "announced", "no L2Advertisement advertises pool other-pool, so no speaker announces it"
+        "FAIL",
+        "announced",
+        "no L2Advertisement advertises pool other-pool, so no speaker announces it: MetalLB assigns the "
+        "pool's addresses, but nobody answers ARP for them",
     )
     # Neither pool names nor pool selectors: MetalLB advertises every pool.
     every_pool = edited(
         recorded("l2advertisements.json"), lambda d: d["items"][0]["spec"].pop("ipAddressPools")
     )
-    assert kube_checks.judge_announced(announcement(advertisements=every_pool), {"other-pool"}).status == "ok"
+    found = announcement(advertisements=every_pool, **NO_BOOTSTRAP)
+    assert kube_checks.judge_announced(found, {"lan-pool", "other-pool"}).status == "ok"
+
+
+def test_each_pool_needs_a_speaker_its_own_advertisement_selects():
+    two = edited(
+        recorded("l2advertisements.json"),
+        lambda d: d["items"].append(
+            {**d["items"][0], "metadata": {"name": "other"}, "spec": {"ipAddressPools": ["other-pool"]}}
+        ),
+    )
+    nobody_for_lan_pool = edited(two, with_node_selectors({"matchLabels": {"macula.io/lan": "true"}}))
+    check = kube_checks.judge_announced(
+        announcement(advertisements=nobody_for_lan_pool, **NO_BOOTSTRAP), {"lan-pool", "other-pool"}
+    )
+    assert check.detail.startswith(
+        "no speaker may announce pool lan-pool (macula-dev-control-plane: no L2Advertisement of pool "
+        "lan-pool selects it (nodeSelectors))"
+    )
+
+
+def test_the_service_is_judged_by_the_pool_metallb_allocated_it_from():
+    # The recorded Service says lan-pool; whatever else the stack could have meant, that pool counts.
+    assert kube_checks.judge_announced(announcement(), {"other-pool"}).status == "ok"
+    unannotated = edited(
+        recorded("service-macula-bootstrap.loadbalancer.json"),
+        lambda d: d["metadata"]["annotations"].pop(kube_checks.ALLOCATED_FROM_POOL),
+    )
+    check = kube_checks.judge_announced(announcement(service=unannotated), {"other-pool"})
+    assert check.detail.startswith("no L2Advertisement advertises pool other-pool")
 
 
 def test_a_pool_selected_by_its_labels_is_advertised():
