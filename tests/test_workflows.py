@@ -173,14 +173,17 @@ VERIFY_LINES = {
 }
 
 
-def run_issue_step(tmp_path: Path, drift: str, verify: str, verify_lines: str, **gh: str) -> str:
+def run_issue_step(
+    tmp_path: Path, drift: str, verify: str, verify_lines: str, *, report: bool = True, **gh: str
+) -> str:
     """The step's script with bash as GitHub runs it (-eo pipefail); returns what gh was asked to do."""
     script = next(text for _, step, text in run_blocks(WORKFLOWS_DIR / "drift.yml") if step == ISSUE_STEP)
     stand_ins = tmp_path / "bin"
     stand_ins.mkdir()
     (stand_ins / "gh").write_text(STAND_IN_GH)
     (stand_ins / "gh").chmod(0o755)
-    (tmp_path / "report.md").write_text(DRIFT_REPORT)
+    if report:
+        (tmp_path / "report.md").write_text(DRIFT_REPORT)
     (tmp_path / "verify.txt").write_text(verify_lines)
     log = tmp_path / "gh.log"
     log.touch()
@@ -221,6 +224,21 @@ def test_a_broken_stack_is_filed_when_the_drift_check_could_not_be_made(tmp_path
     assert "Unknown: the drift check could not be made this time (tools.drift exit 2)" in calls
     assert "FAIL  lb-exclusion    node-1 carries the label again" in calls
     assert "Nothing drifted." not in calls
+
+
+@pytest.mark.parametrize("drift", ["2", "137"], ids=["could-not-check", "killed"])
+def test_a_drift_check_that_did_not_finish_is_unknown_never_nothing_drifted(tmp_path, drift):
+    calls = run_issue_step(tmp_path, drift, "1", VERIFY_LINES["failed"])
+
+    assert f"Unknown: the drift check could not be made this time (tools.drift exit {drift})" in calls
+    assert "Nothing drifted." not in calls
+
+
+def test_a_missing_drift_report_is_said_not_fatal(tmp_path):
+    (tmp_path / "gone").mkdir()
+    calls = run_issue_step(tmp_path / "gone", "3", "0", VERIFY_LINES["passed"], report=False)
+
+    assert "(tools.drift wrote no report; see the run)" in calls
 
 
 def test_an_unhealthy_refresh_is_broken_not_drifted(tmp_path):
