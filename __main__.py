@@ -90,6 +90,7 @@ if config.bootstrap is not None:
             kubeconfig=config.kubeconfig,
             cluster_identity=metallb.cluster_identity,
             secret="bootstrap" in secret,
+            target_secret=bool({"kubeContext", "kubeconfig"} & secret),
         ),
         opts=on_cluster,
     )

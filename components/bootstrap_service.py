@@ -30,6 +30,8 @@ class BootstrapServiceArgs:
     cluster_identity: pulumi.Input[str]
     # `bootstrap` was set with --secret: its values stay secret in the state and the outputs.
     secret: bool = False
+    # kubeContext or kubeconfig was: the text of the wait command, which names them, stays secret.
+    target_secret: bool = False
 
 
 def service_annotations(bootstrap: BootstrapConfig) -> dict[str, str]:
@@ -101,7 +103,7 @@ class BootstrapService(pulumi.ComponentResource):
         # are inputs, never the Service's live state, so a refresh alone plans nothing.
         self.address = command.local.Command(
             f"{name}-address",
-            create=kept_secret(address_command(args), args.secret),
+            create=kept_secret(address_command(args), args.secret or args.target_secret),
             triggers=[
                 args.cluster_identity,
                 kept_secret(json.dumps(service_annotations(bootstrap), sort_keys=True), args.secret),

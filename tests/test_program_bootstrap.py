@@ -229,3 +229,13 @@ def test_values_set_with_secret_stay_secret_in_inputs_and_outputs():
     # Without --secret they are plain values, as before.
     plain = run_program("kind-dev")
     assert plain.outputs["externalIp"] == "192.168.129.51"
+
+
+def test_a_secret_context_keeps_every_command_that_names_it_secret():
+    run = run_program("kind-dev", stack_file_config("kind-dev"), secret_keys=[f"{PROJECT}:kubeContext"])
+
+    for step in run.of_type(LOCAL_COMMAND):
+        assert unwrap_secret(step.inputs["create"])[1], f"{step.name}'s command text names the context"
+    # Only what names the context: the bootstrap values themselves were not set with --secret.
+    assert not unwrap_secret(run.one(SERVICE_PATCH).inputs["metadata"])[1]
+    assert run.outputs["externalIp"] == "192.168.129.51"
