@@ -3,9 +3,7 @@ answers from a fake API server on loopback, faults included."""
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,14 +13,10 @@ from kube_client import Kubectl, KubectlError, kubectl_get, kubectl_items
 from tests.fake_kube_api import FakeKubeApi, custom_resource_definition
 from tests.kube_cluster import UNREACHABLE_CONTEXT, fake_cluster
 from tests.standin_kubectl import calls, write_kubectl
+from tests.tools.verify.kind_dev import RECORDED, recorded
+from tools.verify.cluster import POOL_RESOURCE
 
-RECORDED = Path(__file__).resolve().parent / "tools" / "recorded_api"
-POOL_RESOURCE = "ipaddresspools.v1beta1.metallb.io"
 POOL_CRD = custom_resource_definition("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool")
-
-
-def recorded(name: str) -> Any:
-    return json.loads((RECORDED / name).read_text())
 
 
 def recorded_items(name: str) -> list[dict[str, Any]]:

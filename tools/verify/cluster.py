@@ -109,10 +109,7 @@ def items_by_name(listing: Any) -> dict[str, dict[str, Any]]:
 
 def is_ready(obj: Any) -> bool:
     """A pod or a node whose Ready condition is True."""
-    conditions = field_at(obj, "status", "conditions") or []
-    return any(
-        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-    )
+    return has_condition(obj, "Ready")
 
 
 def has_exclusion_label(node: Any) -> bool:

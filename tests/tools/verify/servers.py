@@ -15,14 +15,6 @@ import pytest
 
 from tests.system_programs import require_tool
 
-
-def free_port() -> int:
-    """A UDP port free on 127.0.0.1 at the time of asking."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 DNSMASQ_NAMES = {
     "bootstrap.macula.local": "192.168.129.51",
     "override.macula.local": "127.0.0.2",  # the runbook's stale override

@@ -14,10 +14,10 @@ import dns.message
 import dns.rrset
 import pytest
 
-from tests.dnsmasq import free_port as dns_port
+from tests.dnsmasq import free_port
 from tests.system_programs import require_tool
 from tests.tools.verify.kind_dev import PINNED
-from tests.tools.verify.servers import DNSMASQ_NAMES, dnsmasq_command, free_port, running
+from tests.tools.verify.servers import DNSMASQ_NAMES, dnsmasq_command, running
 from tools.verify import dns_check
 from tools.verify.check import Check
 from tools.verify.dns_check import DnsAnswer
@@ -28,7 +28,7 @@ from tools.verify.dns_check import DnsAnswer
 @pytest.fixture(scope="module")
 def dnsmasq(tmp_path_factory) -> Iterator[tuple[str, int]]:
     # Free for UDP and TCP alike: dnsmasq listens on both.
-    port = dns_port()
+    port = free_port()
     server = ("127.0.0.1", port)
 
     def answers() -> bool:

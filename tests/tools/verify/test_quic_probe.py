@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.dnsmasq import free_port
 from tests.tools.verify.kind_dev import PINNED
-from tests.tools.verify.servers import free_port, serve_once
+from tests.tools.verify.servers import serve_once
 from tools.verify import quic_probe
 from tools.verify.check import Check
 from tools.verify.quic_probe import ProbeResult
