@@ -195,13 +195,20 @@ def _usable(subnet: IPNetwork) -> tuple[int, int]:
     return (first + 1, last - 1) if edges else (first, last)
 
 
+def _pool_spans(stacks: Mapping[str, tuple[PoolConfig, ...]]) -> list[tuple[int, int]]:
+    """Every pool entry of every stack as its first and last address."""
+    return [(int(b.first), int(b.last)) for pools in stacks.values() for _, _, b in indexed_blocks(pools)]
+
+
+def _reserved_spans(plan: LanPlan) -> list[tuple[int, int]]:
+    """Every reservation whose addresses are known, as its first and last address."""
+    return [(int(r.addresses.first), int(r.addresses.last)) for r in plan.reservations if r.addresses]
+
+
 def free_ranges(plan: LanPlan, stacks: Mapping[str, tuple[PoolConfig, ...]]) -> list[AddressBlock]:
     """The runs of the IPv4 subnet's host addresses that no pool and no reservation takes, lowest first."""
     subnet = _ipv4_subnet(plan)
-    taken = sorted(
-        [(int(b.first), int(b.last)) for pools in stacks.values() for _, _, b in indexed_blocks(pools)]
-        + [(int(r.addresses.first), int(r.addresses.last)) for r in plan.reservations if r.addresses]
-    )
+    taken = sorted(_pool_spans(stacks) + _reserved_spans(plan))
     start, end = _usable(subnet)
     free: list[AddressBlock] = []
     for first, last in taken:
@@ -248,8 +255,8 @@ def allocate(plan: LanPlan, stacks: Mapping[str, tuple[PoolConfig, ...]], size: 
     usable_first, usable_last = _usable(subnet)
     if not 1 <= size <= usable_last - usable_first + 1:
         raise AllocationError(f"{size} addresses do not fit in {subnet}")
-    pools = [(int(b.first), int(b.last)) for p in stacks.values() for _, _, b in indexed_blocks(p)]
-    reserved = [(int(r.addresses.first), int(r.addresses.last)) for r in plan.reservations if r.addresses]
+    pools = _pool_spans(stacks)
+    reserved = _reserved_spans(plan)
     pivot = min((first for first, _ in pools if _inside_int(first, subnet)), default=usable_first)
     for first in _candidate_starts(subnet, pivot):
         last = first + size - 1
