@@ -44,7 +44,7 @@ from typing import Any
 
 from project_files import stack_names
 from tools.arguments import seconds
-from tools.process_group import run_in_own_group
+from tools.process_group import UndecodableOutputError, decoded, run_in_own_group
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -447,20 +447,7 @@ def run_pulumi_preview(pulumi: str, stack: str, project_dir: Path, timeout: floa
     # The update check writes a notice to stderr and calls out to the network on every run.
     env["PULUMI_SKIP_UPDATE_CHECK"] = "true"
     returncode, stdout, stderr = run_in_own_group(preview_command(pulumi, stack), project_dir, timeout, env)
-    return CliRun(returncode, _decoded(stdout, "stdout"), _decoded(stderr, "stderr"))
-
-
-class UndecodableOutputError(ValueError):
-    """pulumi wrote bytes that are not UTF-8."""
-
-
-def _decoded(data: bytes, stream: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UndecodableOutputError(
-            f"pulumi's {stream} is not UTF-8 (byte {data[error.start]:#04x} at offset {error.start})"
-        ) from None
+    return CliRun(returncode, decoded(stdout, "pulumi", "stdout"), decoded(stderr, "pulumi", "stderr"))
 
 
 def check_stack(pulumi: str, stack: str, project_dir: Path, timeout: float) -> Verdict:

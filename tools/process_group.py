@@ -33,3 +33,17 @@ def run_in_own_group(
         process.communicate()
         raise
     return process.returncode, stdout, stderr
+
+
+class UndecodableOutputError(ValueError):
+    """A program wrote bytes that are not UTF-8."""
+
+
+def decoded(data: bytes, program: str, stream: str) -> str:
+    """`data` as UTF-8 text; UndecodableOutputError naming the program, the stream and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UndecodableOutputError(
+            f"{program}'s {stream} is not UTF-8 (byte {data[error.start]:#04x} at offset {error.start})"
+        ) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.process_group import run_in_own_group
+from tools.process_group import UndecodableOutputError, decoded, run_in_own_group
 
 
 def alive(pid: int) -> bool:
@@ -39,3 +39,10 @@ def test_a_timeout_stops_the_children_too(tmp_path):
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+def test_output_that_is_not_utf8_is_named_by_program_stream_and_byte():
+    assert decoded("café".encode(), "pulumi", "stdout") == "café"
+    not_utf8 = r"^pulumi's stderr is not UTF-8 \(byte 0xff at offset 2\)$"
+    with pytest.raises(UndecodableOutputError, match=not_utf8):
+        decoded(b"ok\xff", "pulumi", "stderr")

@@ -14,7 +14,7 @@ from typing import Any
 
 from stack_config import ConfigError, StackConfig
 from stack_config.files import Project, decode_cli_config, read_project
-from tools.process_group import run_in_own_group
+from tools.process_group import decoded, run_in_own_group
 
 # Secret config verify has no use for: the SSH key is the DNS fix's, not a check's.
 UNNEEDED_SECRETS = frozenset({"sshPrivateKey"})
@@ -87,7 +87,8 @@ def read_stack_config(
     why = ""
     try:
         returncode, stdout_bytes, stderr_bytes = run_in_own_group(command, project_dir, PULUMI_TIMEOUT)
-        stdout, stderr = stdout_bytes.decode(), stderr_bytes.decode(errors="replace")
+        stdout = decoded(stdout_bytes, "pulumi", "stdout")
+        stderr = stderr_bytes.decode(errors="replace")  # for a person to read
         if returncode == 0:
             listing = json.loads(stdout)
             if not isinstance(listing, dict):
