@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 import resource_names
 from resource_names import marks
+from secret_inputs import kept_secret
 from stack_config import AdvertisementConfig, PoolConfig
 
 API_VERSION = "metallb.io/v1beta1"
@@ -74,7 +75,7 @@ class L2AddressPools(pulumi.ComponentResource):
                     namespace=args.namespace,
                     annotations=mark("IPAddressPool", resource_names.pool(name, pool.name)),
                 ),
-                spec=pulumi.Output.secret(pool_spec(pool)) if args.secret else pool_spec(pool),
+                spec=kept_secret(pool_spec(pool), args.secret),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.webhook_ready]),
             )
             for pool in args.pools
@@ -103,7 +104,5 @@ class L2AddressPools(pulumi.ComponentResource):
             for advertisement in args.advertisements
         }
         addresses = {pool.name: [block.text for block in pool.addresses] for pool in args.pools}
-        self.addresses = (
-            pulumi.Output.secret(addresses) if args.secret else pulumi.Output.from_input(addresses)
-        )
+        self.addresses = pulumi.Output.from_input(kept_secret(addresses, args.secret))
         self.register_outputs({"addresses": self.addresses, "advertisements": sorted(self.advertisements)})
