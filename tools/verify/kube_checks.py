@@ -8,6 +8,7 @@ extra it can do without (nodes_or_error), and warns without them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -297,6 +298,25 @@ class AnnouncementReads:
     endpoint_slices: Sequence[Any] | None = None
 
 
+def read_announcement(reads: ClusterReads, config: StackConfig) -> AnnouncementReads:
+    found = AnnouncementReads(
+        pods=reads.items("pods", METALLB_NAMESPACE, SPEAKER_PODS),
+        nodes=reads.get("nodes", None),
+        advertisements=reads.get(ADVERTISEMENT_RESOURCE, METALLB_NAMESPACE),
+        pools=reads.get(POOL_RESOURCE, METALLB_NAMESPACE),
+    )
+    bootstrap = config.bootstrap
+    if bootstrap is None:
+        return found
+    return dataclasses.replace(
+        found,
+        service=reads.get("services", bootstrap.namespace, bootstrap.service),
+        endpoint_slices=reads.items(
+            ENDPOINT_SLICES, bootstrap.namespace, f"{SERVICE_NAME_LABEL}={bootstrap.service}"
+        ),
+    )
+
+
 def announced_pools(config: StackConfig) -> set[str]:
     """The pools the bootstrap Service's address comes from; every pool without a bootstrap."""
     bootstrap = config.bootstrap
@@ -483,24 +503,7 @@ KUBE_CHECKS = (
     ),
     KubeCheck(
         "announced",
-        lambda reads, config: AnnouncementReads(
-            reads.items("pods", METALLB_NAMESPACE, SPEAKER_PODS),
-            reads.get("nodes", None),
-            reads.get(ADVERTISEMENT_RESOURCE, METALLB_NAMESPACE),
-            reads.get(POOL_RESOURCE, METALLB_NAMESPACE),
-            *(
-                (
-                    reads.get("services", config.bootstrap.namespace, config.bootstrap.service),
-                    reads.items(
-                        ENDPOINT_SLICES,
-                        config.bootstrap.namespace,
-                        f"{SERVICE_NAME_LABEL}={config.bootstrap.service}",
-                    ),
-                )
-                if config.bootstrap is not None
-                else ()
-            ),
-        ),
+        read_announcement,
         lambda found, config, _: judge_announced(found, announced_pools(config)),
     ),
     KubeCheck(
